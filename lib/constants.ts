@@ -1,0 +1,78 @@
+/**
+ * The transport id of every {@link EarwaxTransport}. `@EarwaxEvent` handlers
+ * are bound to it, so a plain `@EventPattern` meant for another transport never
+ * lands on Earwax, and an Earwax handler never lands on another transport.
+ *
+ * @publicApi
+ */
+export const EARWAX_TRANSPORT: unique symbol = Symbol('EARWAX_TRANSPORT');
+
+/**
+ * Return (or resolve, or emit last) this from a handler to stop the handlers
+ * after it in the chain of the same event, as `earwax_server.EVENT_HANDLED`.
+ * Only this exact value stops the chain: a truthy string or number does not.
+ *
+ * @publicApi
+ */
+export const EVENT_HANDLED = true as const;
+
+/**
+ * What a handler returns to let the chain go on; any value other than
+ * {@link EVENT_HANDLED} does the same.
+ *
+ * @publicApi
+ */
+export const EVENT_UNHANDLED = undefined;
+
+/**
+ * The event types every transport knows from the start.
+ *
+ * @publicApi
+ */
+export const BUILT_IN_EVENTS = [
+  'on_block',
+  'on_connect',
+  'on_disconnect',
+  'on_data',
+] as const;
+
+/**
+ * A built-in event name.
+ *
+ * @publicApi
+ */
+export type BuiltInEvent = (typeof BUILT_IN_EVENTS)[number];
+
+/**
+ * Prefix of the Nest pattern under which an Earwax event handler is
+ * registered (`earwax:on_data`), so it cannot clash with another transport's
+ * patterns in a hybrid application.
+ *
+ * @internal
+ */
+export const EARWAX_PATTERN_PREFIX = 'earwax:';
+
+/** @internal */
+export const EARWAX_MODULE_OPTIONS = Symbol('EARWAX_MODULE_OPTIONS');
+
+/** @internal Keys of the extras an `@EarwaxEvent` handler carries. */
+export const EXTRA_PRIORITY = 'earwaxPriority';
+/** @internal */
+export const EXTRA_ORIGIN = 'earwaxOrigin';
+
+/**
+ * Defaults of {@link EarwaxTransportOptions}.
+ *
+ * @publicApi
+ */
+export const EARWAX_DEFAULTS = {
+  /** Loopback only: a game server is exposed on purpose, never by accident. */
+  host: '127.0.0.1',
+  port: 4000,
+  backlog: 511,
+  maxLineLength: 64 * 1024,
+  maxOutputBuffer: 1024 * 1024,
+  maxQueuedEvents: 256,
+  closeTimeout: 5000,
+  lingerTimeout: 2000,
+} as const;

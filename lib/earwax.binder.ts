@@ -1,0 +1,66 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnModuleDestroy,
+  type OnModuleInit,
+} from '@nestjs/common';
+import { ModuleRef, ModulesContainer } from '@nestjs/core';
+import type { Subscription } from 'rxjs';
+import { EARWAX_MODULE_OPTIONS } from './constants.js';
+import { ConnectionGuard } from './connection.guard.js';
+import { ConnectionRegistry } from './connection.registry.js';
+import { EarwaxTransport } from './earwax.transport.js';
+import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options.interface.js';
+
+/**
+ * Hands the application's `ConnectionGuard` and `ConnectionRegistry` to every
+ * `EarwaxTransport` the application runs, so `main.ts` needs no factory
+ * wiring. Nest records each microservice's strategy in the modules
+ * container's RPC target registry (a replaying stream, per application);
+ * this listens to it.
+ *
+ * @internal
+ */
+@Injectable()
+export class EarwaxBinder implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('EarwaxModule');
+  private subscription: Subscription | undefined;
+
+  constructor(
+    private readonly modules: ModulesContainer,
+    private readonly moduleRef: ModuleRef,
+    private readonly registry: ConnectionRegistry,
+    @Inject(EARWAX_MODULE_OPTIONS)
+    private readonly defaults: EarwaxTransportDefaults | null,
+  ) {}
+
+  onModuleInit(): void {
+    this.subscription = this.modules
+      .getRpcTargetRegistry()
+      .subscribe((target) => {
+        if (target instanceof EarwaxTransport) {
+          target.bind({
+            guard: this.findGuard(),
+            registry: this.registry,
+            defaults: this.defaults ?? undefined,
+          });
+        }
+      });
+  }
+
+  onModuleDestroy(): void {
+    this.subscription?.unsubscribe();
+  }
+
+  private findGuard(): ConnectionGuard | undefined {
+    try {
+      return this.moduleRef.get(ConnectionGuard, { strict: false });
+    } catch {
+      this.logger.debug(
+        'No ConnectionGuard provided: every connection is admitted.',
+      );
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,24 @@
+export {
+  BUILT_IN_EVENTS,
+  EARWAX_DEFAULTS,
+  EARWAX_TRANSPORT,
+  EVENT_HANDLED,
+  EVENT_UNHANDLED,
+  type BuiltInEvent,
+} from './constants.js';
+export { ConnectionContext } from './connection-context.js';
+export { ConnectionGuard } from './connection.guard.js';
+export {
+  ConnectionRegistry,
+  type BroadcastOptions,
+} from './connection.registry.js';
+export * from './decorators/index.js';
+export { EarwaxModule } from './earwax.module.js';
+export {
+  EarwaxStatus,
+  EarwaxTransport,
+  type EarwaxServerEvents,
+} from './earwax.transport.js';
+export { EventNameError } from './errors.js';
+export { LineFramer, type LineSink } from './framing/line-framer.js';
+export * from './interfaces/index.js';

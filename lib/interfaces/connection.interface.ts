@@ -1,0 +1,63 @@
+/**
+ * Why a connection ended; passed to `on_disconnect` as its payload and kept
+ * on `ConnectionContext.disconnectReason`.
+ *
+ * - `client_closed`: the client closed its side cleanly.
+ * - `reset`: the connection broke (reset, timeout, network error).
+ * - `kicked`: `ctx.disconnect()` was called, by the connection's own handler or
+ *   by anyone else.
+ * - `line_too_long`: a line passed `maxLineLength` under the `'disconnect'`
+ *   policy.
+ * - `slow_consumer`: the client stopped reading and its output passed
+ *   `maxOutputBuffer`.
+ * - `server_shutdown`: the transport is closing.
+ * - `error`: a handler threw under the `'disconnect'` handler-error policy.
+ *
+ * @publicApi
+ */
+export type DisconnectReason =
+  | 'client_closed'
+  | 'reset'
+  | 'kicked'
+  | 'line_too_long'
+  | 'slow_consumer'
+  | 'server_shutdown'
+  | 'error';
+
+/**
+ * Why a connection was refused; passed to `on_block` as its payload.
+ *
+ * - `refused`: the `ConnectionGuard` returned (or resolved) `false`.
+ * - `guard_error`: the guard threw or rejected; the connection is refused
+ *   (fail closed) and the error logged.
+ *
+ * @publicApi
+ */
+export type BlockReason = 'refused' | 'guard_error';
+
+/**
+ * Where a connection is in its life.
+ *
+ * - `pending`: accepted by the kernel, waiting for the `ConnectionGuard` (or
+ *   refused and being closed after `on_block`).
+ * - `open`: admitted; in the registry; events flow.
+ * - `closing`: out of the registry; `on_disconnect` is queued or running.
+ * - `closed`: `on_disconnect` has run; nothing more happens.
+ *
+ * @publicApi
+ */
+export type ConnectionState = 'pending' | 'open' | 'closing' | 'closed';
+
+/**
+ * The remote end of a connection.
+ *
+ * @publicApi
+ */
+export interface ConnectionAddress {
+  /** The address as the socket reports it (`::ffff:127.0.0.1` stays as is). */
+  readonly address: string;
+  /** The remote port. */
+  readonly port: number;
+  /** The socket's address family. */
+  readonly family: 'IPv4' | 'IPv6';
+}

@@ -1,0 +1,72 @@
+import type {
+  InjectionToken,
+  ModuleMetadata,
+  OptionalFactoryDependency,
+  Type,
+} from '@nestjs/common';
+import type { ConnectionGuard } from '../connection.guard.js';
+import type { EarwaxTransportOptions } from './earwax-options.interface.js';
+
+/**
+ * Transport options an `EarwaxModule` applies to every `EarwaxTransport` of
+ * its application, under the options given to the transport's constructor.
+ * Handy for limits read from a `ConfigService`.
+ *
+ * @publicApi
+ */
+export type EarwaxTransportDefaults = Omit<
+  EarwaxTransportOptions,
+  'guard' | 'registry'
+>;
+
+/**
+ * Options of `EarwaxModule.forRoot()`.
+ *
+ * @publicApi
+ */
+export interface EarwaxModuleOptions {
+  /**
+   * The `ConnectionGuard` class to provide, with its dependencies injected.
+   * Leave it out to provide `ConnectionGuard` yourself (or to admit
+   * everyone).
+   */
+  guard?: Type<ConnectionGuard>;
+  /** Defaults for every transport of the application. */
+  transport?: EarwaxTransportDefaults;
+}
+
+/**
+ * What an options factory class of `EarwaxModule.forRootAsync({ useClass })`
+ * implements.
+ *
+ * @publicApi
+ */
+export interface EarwaxOptionsFactory {
+  /** Builds the transport defaults. */
+  createEarwaxOptions():
+    EarwaxTransportDefaults | Promise<EarwaxTransportDefaults>;
+}
+
+/**
+ * Options of `EarwaxModule.forRootAsync()`: the guard is a class known up
+ * front; the transport defaults come from a factory.
+ *
+ * @publicApi
+ */
+export interface EarwaxModuleAsyncOptions extends Pick<
+  ModuleMetadata,
+  'imports'
+> {
+  /** The `ConnectionGuard` class to provide, as in `forRoot()`. */
+  guard?: Type<ConnectionGuard>;
+  /** Builds the transport defaults from injected providers. */
+  useFactory?: (
+    ...args: never[]
+  ) => EarwaxTransportDefaults | Promise<EarwaxTransportDefaults>;
+  /** What `useFactory` receives. */
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
+  /** A class implementing {@link EarwaxOptionsFactory}, instantiated here. */
+  useClass?: Type<EarwaxOptionsFactory>;
+  /** An existing provider implementing {@link EarwaxOptionsFactory}. */
+  useExisting?: Type<EarwaxOptionsFactory>;
+}

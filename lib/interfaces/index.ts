@@ -1,0 +1,4 @@
+export * from './connection.interface.js';
+export * from './earwax-event-options.interface.js';
+export * from './earwax-module-options.interface.js';
+export * from './earwax-options.interface.js';

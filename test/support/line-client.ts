@@ -1,0 +1,145 @@
+import { connect, type Socket } from 'node:net';
+
+/**
+ * A test client that speaks lines over a real socket. Every wait is bounded
+ * and fails with what was received so far, so no test hangs or sleeps.
+ */
+export class LineClient {
+  /** Every complete line received, terminator removed. */
+  readonly lines: string[] = [];
+  /** Every byte received. */
+  received = Buffer.alloc(0);
+  /** Resolves when the socket has closed. */
+  readonly closed: Promise<void>;
+  /** Set once the server has closed its side. */
+  ended = false;
+  private partial = '';
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.received = Buffer.concat([this.received, chunk]);
+      this.partial += chunk.toString('utf8');
+      const parts = this.partial.split('\r\n');
+      this.partial = parts.pop() ?? '';
+      this.lines.push(...parts);
+      this.wake();
+    });
+    socket.on('end', () => {
+      this.ended = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.wake();
+        resolve();
+      }),
+    );
+  }
+
+  /** Opens a connection and waits until it is established. */
+  static connect(port: number, host = '127.0.0.1'): Promise<LineClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ port, host });
+      socket.once('connect', () => resolve(new LineClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Sends `text` followed by `\r\n`. */
+  send(text: string): void {
+    this.socket.write(text + '\r\n');
+  }
+
+  /** Sends bytes as they are. */
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  /** Waits for the next line after the first `index` lines. */
+  async line(index: number, timeoutMs = 3000): Promise<string> {
+    await this.until(
+      () => this.lines.length > index,
+      `line #${index}`,
+      timeoutMs,
+    );
+    return this.lines[index];
+  }
+
+  /** Waits until a received line matches, and returns it. */
+  async expectLine(
+    pattern: RegExp | string,
+    timeoutMs = 3000,
+  ): Promise<string> {
+    const test = (l: string) =>
+      typeof pattern === 'string' ? l === pattern : pattern.test(l);
+    await this.until(
+      () => this.lines.some(test),
+      `a line matching ${String(pattern)}`,
+      timeoutMs,
+    );
+    return this.lines.find(test) as string;
+  }
+
+  /** Waits until at least `count` lines have arrived. */
+  async waitForLines(count: number, timeoutMs = 3000): Promise<string[]> {
+    await this.until(
+      () => this.lines.length >= count,
+      `${count} lines`,
+      timeoutMs,
+    );
+    return this.lines;
+  }
+
+  /** Waits until the server has closed the connection (EOF or close). */
+  async expectClosedByServer(timeoutMs = 3000): Promise<void> {
+    await this.until(
+      () => this.ended || this.socket.destroyed,
+      'the server to close',
+      timeoutMs,
+    );
+  }
+
+  /** Waits for any condition on what was received. */
+  until(
+    condition: () => boolean,
+    what: string,
+    timeoutMs = 3000,
+  ): Promise<void> {
+    if (condition()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== check);
+        reject(
+          new Error(
+            `Timed out after ${timeoutMs} ms waiting for ${what}; received lines: ${JSON.stringify(this.lines)}, partial: ${JSON.stringify(this.partial)}`,
+          ),
+        );
+      }, timeoutMs);
+      const check = () => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.waiters = this.waiters.filter((w) => w !== check);
+        resolve();
+      };
+      this.waiters.push(check);
+    });
+  }
+
+  /** Closes our side cleanly and waits for the socket to close. */
+  async end(): Promise<void> {
+    this.socket.end();
+    await this.closed;
+  }
+
+  /** Resets the connection (RST) and waits for it to close. */
+  async reset(): Promise<void> {
+    this.socket.resetAndDestroy();
+    await this.closed;
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}
