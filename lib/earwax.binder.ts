@@ -3,7 +3,6 @@ import {
   Injectable,
   Logger,
   type OnModuleDestroy,
-  type OnModuleInit,
 } from '@nestjs/common';
 import { ModuleRef, ModulesContainer } from '@nestjs/core';
 import type { Subscription } from 'rxjs';
@@ -23,9 +22,9 @@ import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options
  * @internal
  */
 @Injectable()
-export class EarwaxBinder implements OnModuleInit, OnModuleDestroy {
+export class EarwaxBinder implements OnModuleDestroy {
   private readonly logger = new Logger('EarwaxModule');
-  private subscription: Subscription | undefined;
+  private readonly subscription: Subscription;
 
   constructor(
     private readonly modules: ModulesContainer,
@@ -33,9 +32,12 @@ export class EarwaxBinder implements OnModuleInit, OnModuleDestroy {
     private readonly registry: ConnectionRegistry,
     @Inject(EARWAX_MODULE_OPTIONS)
     private readonly defaults: EarwaxTransportDefaults | null,
-  ) {}
-
-  onModuleInit(): void {
+  ) {
+    // Subscribed at construction, not in onModuleInit: a hybrid application
+    // starts its microservices (startAllMicroservices) before its init hooks
+    // run (app.listen), and no connection may be accepted without the guard.
+    // Providers are all instantiated before any microservice is created, so
+    // the guard can be resolved when a transport arrives.
     this.subscription = this.modules
       .getRpcTargetRegistry()
       .subscribe((target) => {
@@ -50,7 +52,7 @@ export class EarwaxBinder implements OnModuleInit, OnModuleDestroy {
   }
 
   onModuleDestroy(): void {
-    this.subscription?.unsubscribe();
+    this.subscription.unsubscribe();
   }
 
   private findGuard(): ConnectionGuard | undefined {

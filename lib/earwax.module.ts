@@ -42,10 +42,13 @@ export class EarwaxModule {
    * @param options The guard class and transport defaults.
    */
   static forRoot(options: EarwaxModuleOptions = {}): DynamicModule {
-    return EarwaxModule.build(options.guard, [], {
-      provide: EARWAX_MODULE_OPTIONS,
-      useValue: options.transport ?? null,
-    });
+    return {
+      ...EarwaxModule.build(options.guard, [], {
+        provide: EARWAX_MODULE_OPTIONS,
+        useValue: options.transport ?? null,
+      }),
+      imports: options.imports ?? [],
+    };
   }
 
   /**

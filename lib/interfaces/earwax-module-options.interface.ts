@@ -31,6 +31,11 @@ export interface EarwaxModuleOptions {
    * everyone).
    */
   guard?: Type<ConnectionGuard>;
+  /**
+   * Modules that export what the guard injects (the guard is instantiated in
+   * `EarwaxModule`, so its dependencies must be visible there).
+   */
+  imports?: ModuleMetadata['imports'];
   /** Defaults for every transport of the application. */
   transport?: EarwaxTransportDefaults;
 }
@@ -57,7 +62,10 @@ export interface EarwaxModuleAsyncOptions extends Pick<
   ModuleMetadata,
   'imports'
 > {
-  /** The `ConnectionGuard` class to provide, as in `forRoot()`. */
+  /**
+   * The `ConnectionGuard` class to provide, as in `forRoot()`; `imports` must
+   * make its dependencies visible, as well as the factory's.
+   */
   guard?: Type<ConnectionGuard>;
   /** Builds the transport defaults from injected providers. */
   useFactory?: (

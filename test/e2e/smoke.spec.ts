@@ -2,7 +2,11 @@ import 'reflect-metadata';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { ConnectionContext, EarwaxEvent, EarwaxModule } from '../../lib/index.js';
+import {
+  ConnectionContext,
+  EarwaxEvent,
+  EarwaxModule,
+} from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { LineClient } from '../support/line-client.js';
 
@@ -21,7 +25,10 @@ class EchoController {
 describe('smoke', () => {
   let booted: Booted;
   beforeAll(async () => {
-    booted = await bootEarwax({ imports: [EarwaxModule.forRoot()], controllers: [EchoController] });
+    booted = await bootEarwax({
+      imports: [EarwaxModule.forRoot()],
+      controllers: [EchoController],
+    });
   });
   afterAll(() => booted.app.close());
 

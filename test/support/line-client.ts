@@ -38,10 +38,14 @@ export class LineClient {
     );
   }
 
-  /** Opens a connection and waits until it is established. */
-  static connect(port: number, host = '127.0.0.1'): Promise<LineClient> {
+  /**
+   * Opens a connection to 127.0.0.1 and waits until it is established.
+   * `from` picks the client's own loopback address (127.0.0.2, ...), so tests
+   * can act as distinct client IPs.
+   */
+  static connect(port: number, from?: string): Promise<LineClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host });
+      const socket = connect({ port, host: '127.0.0.1', localAddress: from });
       socket.once('connect', () => resolve(new LineClient(socket)));
       socket.once('error', reject);
     });

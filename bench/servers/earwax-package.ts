@@ -1,0 +1,16 @@
+/**
+ * The library as the benchmark runs it: the compiled package (`dist/`, what
+ * npm ships), loaded by the package's own name so Node resolves it through
+ * package.json `exports`, exactly as an application would.
+ *
+ * Only the types come from `lib/`: a static import of `nestjs-earwax` would
+ * make the root `npm run typecheck` (which includes bench/) fail on a fresh
+ * checkout, before anything is built. The specifier is a variable so the
+ * compiler does not try to resolve it.
+ */
+import type * as EarwaxApi from '../../lib/index.js';
+
+const packageName: string = 'nestjs-earwax';
+
+export const earwax = (await import(packageName)) as typeof EarwaxApi;
+export type { EarwaxApi };
