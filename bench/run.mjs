@@ -22,6 +22,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { URL, fileURLToPath } from 'node:url';
 import process from 'node:process';
+import { setTimeout } from 'node:timers';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
 import {
@@ -31,6 +32,7 @@ import {
   stopChild,
   waitForMessage,
 } from './lib/children.mjs';
+import { watchForeignLoad } from './lib/foreign-load.mjs';
 import { profileMarkdown, summarizeProfile } from './lib/profile.mjs';
 import { collect, formatNumber, resultsTable } from './lib/report.mjs';
 
@@ -115,6 +117,9 @@ function fitConnections(wanted, what) {
 }
 
 const echoClients = [1, 50, 500];
+// Echo figures move most from run to run on a small VM, hence more
+// repetitions of shorter windows there.
+const echoReps = Number(options.reps ?? (quick ? 1 : 7));
 const reps = Number(options.reps ?? (quick ? 1 : 5));
 const memoryReps = Number(options.reps ?? (quick ? 1 : 3));
 const broadcastSizes = [1000, 10_000].map((n) =>
@@ -130,13 +135,13 @@ const scenarios = [
   {
     key: 'echo',
     servers: ['plain', 'nest', 'earwaxLine', 'earwaxRaw'],
-    reps,
+    reps: echoReps,
     steps: echoClients.map((clients) => ({
       kind: 'echo',
       label: `echo, ${clients} client${clients > 1 ? 's' : ''}`,
       clients,
-      warmupMs: quick ? 300 : 1000,
-      durationMs: quick ? 1000 : 3000,
+      warmupMs: quick ? 300 : 750,
+      durationMs: quick ? 1000 : 2500,
     })),
     metrics: [
       { key: 'rps', label: 'round trips/s', get: (r) => r.opsPerSec },
@@ -147,6 +152,11 @@ const scenarios = [
       },
       { key: 'p50', label: 'p50 latency ms', get: (r) => r.p50Ms },
       { key: 'p99', label: 'p99 latency ms', get: (r) => r.p99Ms },
+      {
+        key: 'busy',
+        label: 'server CPU % (of one core)',
+        get: (r) => r.serverCpuPct,
+      },
     ],
   },
   {
@@ -359,6 +369,7 @@ async function runOnce(serverKey, scenarioKey, steps, { cpuProfile } = {}) {
   let loadgen;
   try {
     await waitForMessage(child, (m) => m.type === 'ready', 30_000);
+    const foreignLoad = watchForeignLoad(child.pid);
     const spec = {
       port,
       protocol: server.protocol,
@@ -384,7 +395,7 @@ async function runOnce(serverKey, scenarioKey, steps, { cpuProfile } = {}) {
       (m) => m.type === 'result',
       spec.deadlineMs + 5000,
     );
-    return results;
+    return { results, foreignPct: foreignLoad(loadgen.pid) };
   } finally {
     if (loadgen) await stopChild(loadgen, 2000);
     await stopChild(child);
@@ -472,14 +483,19 @@ function targets(results) {
   const live = (results.idle?.earwaxLine ?? [])
     .filter((r) => !r.error)
     .map((r) => r.results[0].liveContextsAfter);
-  // "Nothing retained": no connection state left in the transport, and the
-  // V8 heap back to its size before any connection, within 1 MiB (code and
-  // inline caches compiled meanwhile stay).
+  // "Nothing retained": no connection context left in the transport, and
+  // the V8 heap, after two waves of connections, back within 100 bytes per
+  // connection of its size before any (compiled code and inline caches made
+  // meanwhile stay; a leak of even one small object per connection would
+  // not fit).
+  const heapRetainedPerConnection = (retainedKiB * KiB) / idleConnections;
   add(
     'Nothing retained after all connections close',
     retainedKiB,
-    live.every((n) => n === 0) && retainedKiB < 1024,
-    `V8 heap ${formatNumber(retainedKiB)} KiB above the start; ${live.join(', ') || 'n/a'} contexts left`,
+    live.every((n) => n === 0) && heapRetainedPerConnection < 100,
+    `V8 heap ${formatNumber(retainedKiB)} KiB above the start after ${idleConnections.toLocaleString('en-US')} connections opened and closed twice ` +
+      `(${formatNumber(heapRetainedPerConnection)} B per connection; plain Node ${formatNumber(median('idle', 'plain', 0, 'heapRetained'))} KiB); ` +
+      `connection contexts left: ${live.join(', ') || 'n/a'}`,
   );
   const scaleP99 = median('scale', 'earwaxLine', 0, 'p99');
   add(
@@ -512,7 +528,9 @@ async function profileRun(serverKey) {
     durationMs: quick ? 3000 : 10_000,
   };
   log(`profiling ${serverKey}: echo, 50 clients`);
-  const [result] = await runOnce(serverKey, 'echo', [step], {
+  const {
+    results: [result],
+  } = await runOnce(serverKey, 'echo', [step], {
     cpuProfile: { dir, name },
   });
   log(
@@ -532,9 +550,58 @@ async function profileRun(serverKey) {
   console.log(md);
 }
 
+/** Other work above this (% of one core) during a run makes it a retry. */
+const FOREIGN_LIMIT_PCT = 10;
+/** Attempts of one run, and repeats of a whole benchmark, at most. */
+const MAX_ATTEMPTS = 3;
+const MAX_REPEATS = quick ? 3 : 20;
+
+/**
+ * One repetition of a scenario on one server, repeated (within bounds) when
+ * other processes were busy enough during it to skew the figures.
+ */
+async function measure(scenario, serverKey, tag, foreign) {
+  for (let attempt = 1; ; attempt++) {
+    const t0 = Date.now();
+    const { results, foreignPct } = await runOnce(
+      serverKey,
+      scenario.key,
+      scenario.steps,
+    );
+    const brief = scenario.steps
+      .map(
+        (step, i) =>
+          `${step.label}: ${scenario.metrics
+            .map((m) => `${m.label} ${formatNumber(m.get(results[i]))}`)
+            .join(', ')}`,
+      )
+      .join('; ');
+    log(
+      `${tag} (${((Date.now() - t0) / 1000).toFixed(1)} s, other load ${foreignPct.toFixed(0)}% of a core) ${brief}`,
+    );
+    const errors = results.reduce((n, r) => n + r.socketErrors, 0);
+    if (errors) log(`  note: ${errors} client socket errors`);
+    if (foreignPct <= FOREIGN_LIMIT_PCT) return { results, foreignPct };
+    if (attempt < MAX_ATTEMPTS && foreign.repeated < MAX_REPEATS) {
+      foreign.repeated++;
+      log('  other processes were busy: repeating this run');
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      continue;
+    }
+    foreign.kept++;
+    foreign.max = Math.max(foreign.max, foreignPct);
+    return { results, foreignPct };
+  }
+}
+
 async function main() {
   if (!options['no-build']) build();
   mkdirSync(resultsDir, { recursive: true });
+  if (quick) {
+    notes.push(
+      'Quick preview: one repetition of short windows. Use the full run for figures to compare.',
+    );
+  }
   if (!hasTaskset) {
     notes.push('taskset not found: processes were not pinned to cores.');
   }
@@ -555,6 +622,7 @@ async function main() {
   );
   const results = {};
   let failures = 0;
+  const foreign = { repeated: 0, kept: 0, max: 0 };
   for (const scenario of selected) {
     results[scenario.key] = {};
     for (let rep = 0; rep < scenario.reps; rep++) {
@@ -562,39 +630,25 @@ async function main() {
       // affects them alike.
       for (const serverKey of scenario.servers) {
         const runs = (results[scenario.key][serverKey] ??= []);
-        const t0 = Date.now();
+        const tag = `[${scenario.key} ${rep + 1}/${scenario.reps}] ${serverKey}`;
         try {
-          const stepResults = await runOnce(
-            serverKey,
-            scenario.key,
-            scenario.steps,
-          );
-          runs.push({ results: stepResults });
-          const brief = scenario.steps
-            .map((step, i) => {
-              const m = scenario.metrics;
-              return `${step.label}: ${m
-                .map(
-                  (metric) =>
-                    `${metric.label} ${formatNumber(metric.get(stepResults[i]))}`,
-                )
-                .join(', ')}`;
-            })
-            .join('; ');
-          log(
-            `[${scenario.key} ${rep + 1}/${scenario.reps}] ${serverKey} (${((Date.now() - t0) / 1000).toFixed(1)} s) ${brief}`,
-          );
-          const errors = stepResults.reduce((n, r) => n + r.socketErrors, 0);
-          if (errors) log(`  note: ${errors} client socket errors`);
+          runs.push(await measure(scenario, serverKey, tag, foreign));
         } catch (err) {
           failures++;
           runs.push({ error: String(err?.message ?? err) });
-          log(
-            `[${scenario.key} ${rep + 1}/${scenario.reps}] ${serverKey} FAILED: ${err?.stack ?? err}`,
-          );
+          log(`${tag} FAILED: ${err?.stack ?? err}`);
         }
       }
     }
+  }
+  if (foreign.repeated || foreign.kept) {
+    notes.push(
+      `Other processes competed for the CPU: ${foreign.repeated} run(s) were repeated because other work used more than ${FOREIGN_LIMIT_PCT}% of a core during them` +
+        (foreign.kept
+          ? `; ${foreign.kept} run(s) kept after ${MAX_ATTEMPTS} attempts (highest: ${foreign.max.toFixed(0)}% of a core)`
+          : '') +
+        '.',
+    );
   }
   const seconds = (Date.now() - started) / 1000;
 
@@ -606,7 +660,7 @@ async function main() {
       '',
       `${new Date().toISOString()}. ${env.model}, ${env.cpus} CPUs; Node ${env.node}; Linux ${env.kernel}. ` +
         `Servers pinned to core 0, load generator to core 1${hasTaskset ? '' : ' (not pinned: no taskset)'}; loopback. ` +
-        `Medians of ${reps} repetition(s) (memory, slow-consumer and many-connection scenarios: ${memoryReps}); ` +
+        `Medians of ${echoReps} repetitions for echo, ${reps} for broadcast and churn, ${memoryReps} for the rest; ` +
         `"vs plain Node" is the ratio of medians to the plain Node server of this run. Took ${seconds.toFixed(0)} s.`,
       '',
       table,

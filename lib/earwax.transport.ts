@@ -594,7 +594,10 @@ export class EarwaxTransport
       this.settle(ctx);
       return;
     }
-    socket.pause();
+    // Input is read and thrown away (the connection is no longer open), so a
+    // client still sending can finish, read what we sent, and see our FIN;
+    // one that never stops is destroyed when the linger time runs out.
+    socket.resume();
     if (!socket.writableEnded) socket.end();
     if (!ctx.lingerTimer) {
       ctx.lingerTimer = setTimeout(

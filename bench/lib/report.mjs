@@ -69,7 +69,7 @@ export function resultsTable(scenarios, results, servers, recorded = []) {
           const base = baseline[metric.key];
           const ratio =
             serverKey === 'plain'
-              ? '1'
+              ? '1.00×'
               : Number.isFinite(base) && base !== 0
                 ? `${(figures.median / base).toFixed(2)}×`
                 : '—';

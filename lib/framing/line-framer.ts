@@ -59,11 +59,10 @@ export class LineFramer {
   push(chunk: Buffer, sink: LineSink): void {
     const length = chunk.length;
     let pos = 0;
+    if (length === 0) return;
     if (this.sawCR) {
       this.sawCR = false;
-      if (length > 0 && chunk[0] === LF) {
-        pos = 1;
-      }
+      if (chunk[0] === LF) pos = 1;
     }
     // Each index is searched once and reused until the scan passes it, so a
     // chunk of LF-only lines never rescans for a CR that is not there.
