@@ -322,15 +322,18 @@ const steps = {
     const fanOut = async () => {
       round++;
       reached = 0;
-      const done = new Promise((resolve) => (roundDone = resolve));
+      let timer;
+      const done = new Promise((resolve, reject) => {
+        roundDone = resolve;
+        timer = setTimeout(
+          () =>
+            reject(new Error(`broadcast round ${round}: ${reached} received`)),
+          20_000,
+        );
+      });
       const start = performance.now();
       trigger.write(LINE);
-      await Promise.race([
-        done,
-        sleep(20_000).then(() => {
-          throw new Error(`broadcast round ${round}: ${reached} received`);
-        }),
-      ]);
+      await done.finally(() => clearTimeout(timer));
       return performance.now() - start;
     };
     for (let i = 0; i < warmupRounds; i++) await fanOut();

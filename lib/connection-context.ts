@@ -18,8 +18,8 @@ const IPV4_MAPPED = '::ffff:';
  * @internal
  */
 export interface ConnectionHost {
-  readonly encoding: BufferEncoding;
-  readonly maxOutputBuffer: number;
+  encoding: BufferEncoding;
+  maxOutputBuffer: number;
   disconnect(ctx: ConnectionContext, reason: DisconnectReason): void;
   receive(ctx: ConnectionContext, data: Buffer | string): void;
   receiveLine(

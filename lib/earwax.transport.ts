@@ -171,16 +171,11 @@ export class EarwaxTransport
     this.guard = options.guard;
     this.registry = options.registry ?? new ConnectionRegistry();
     for (const name of options.eventTypes ?? []) this.registerEventType(name);
-    const transport = this;
     // One object for every connection of this transport: the callbacks its
     // sockets need, without a closure per connection.
     this.connectionHost = {
-      get encoding() {
-        return transport.settings.encoding ?? 'utf8';
-      },
-      get maxOutputBuffer() {
-        return transport.settings.maxOutputBuffer;
-      },
+      encoding: this.settings.encoding ?? 'utf8',
+      maxOutputBuffer: this.settings.maxOutputBuffer,
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
       receive: (ctx, data) => {
         if (ctx.state === 'open') this.enqueue(ctx, 'on_data', data);
@@ -251,6 +246,8 @@ export class EarwaxTransport
         ...bindings.defaults,
         ...this.ownOptions,
       });
+      this.connectionHost.encoding = this.settings.encoding ?? 'utf8';
+      this.connectionHost.maxOutputBuffer = this.settings.maxOutputBuffer;
     }
   }
 
@@ -404,7 +401,15 @@ export class EarwaxTransport
     };
     this.server.once('error', onError);
     this.server.once('listening', onListening);
-    this.server.listen({ host, port, backlog, ipv6Only, reusePort });
+    try {
+      this.server.listen({ host, port, backlog, ipv6Only, reusePort });
+    } catch (err) {
+      // A bad port is thrown, not emitted.
+      this.server.off('error', onError);
+      this.server.off('listening', onListening);
+      this._status$.next(EarwaxStatus.CLOSED);
+      callback(err);
+    }
   }
 
   /**

@@ -39,8 +39,8 @@ export function collect(runs, stepIndex, metric) {
  * @param scenarios The scenario definitions that ran (see run.mjs).
  * @param results `results[scenario][server]` = runs.
  * @param servers Server definitions by key (for labels).
- * @param recorded Extra rows of figures recorded elsewhere:
- *   `{ scenario, step, metric, server, value }`.
+ * @param recorded Rows that are not measurements of this run (placeholders,
+ *   figures recorded elsewhere): `{ scenario, step, metric, server, value }`.
  */
 export function resultsTable(scenarios, results, servers, recorded = []) {
   const lines = [
