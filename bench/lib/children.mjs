@@ -69,6 +69,10 @@ export function startNode(args, { core, files = 0, label }) {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   child.label = label;
+  // A send racing the child's exit fails with EPIPE; that is no error here.
+  child.on('error', (err) => {
+    if (err.code !== 'EPIPE') console.error(`${label}: ${err.message}`);
+  });
   children.add(child);
   child.exited = new Promise((resolve) =>
     child.once('exit', (code, signal) => {
@@ -111,7 +115,7 @@ export function waitForMessage(child, predicate, timeoutMs) {
 /** Asks a server to stop; kills it if it has not exited within `ms`. */
 export async function stopChild(child, ms = 5000) {
   if (child.exitCode !== null || child.signalCode !== null) return;
-  if (child.connected) child.send({ id: 0, cmd: 'stop' });
+  if (child.connected) child.send({ id: 0, cmd: 'stop' }, () => {});
   const timer = setTimeout(() => child.kill('SIGKILL'), ms);
   await child.exited;
   clearTimeout(timer);

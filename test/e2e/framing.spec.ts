@@ -35,16 +35,15 @@ class RecordController {
 }
 
 describe('input framing', () => {
-  let booted: Booted | undefined;
+  const running: Booted[] = [];
   let journal: Journal;
   afterEach(async () => {
-    await booted?.app.close();
-    booted = undefined;
+    await Promise.all(running.splice(0).map((b) => b.app.close()));
   });
 
   async function boot(options: EarwaxTransportOptions = {}) {
     journal = new Journal();
-    booted = await bootEarwax(
+    const booted = await bootEarwax(
       {
         imports: [EarwaxModule.forRoot()],
         controllers: [RecordController],
@@ -52,6 +51,7 @@ describe('input framing', () => {
       },
       options,
     );
+    running.push(booted);
     return booted;
   }
 

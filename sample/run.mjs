@@ -19,10 +19,14 @@ if (!name || !samples.includes(name)) {
 }
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.sample.json'], {
-  cwd: root,
-  stdio: 'inherit',
-});
+const build = spawnSync(
+  process.execPath,
+  [tsc, '-p', join('sample', 'tsconfig.json')],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const main = join(root, 'dist-sample', 'sample', name, 'src', 'main.js');
