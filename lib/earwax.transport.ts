@@ -722,7 +722,14 @@ export class EarwaxTransport
   ): Promise<unknown> {
     if (!this.hasProcessingHooks) return settleResult(handler(data, ctx));
     return new Promise<unknown>((resolve, reject) => {
-      const runEndHook = this.createProcessingEndHookRunner(ctx);
+      // Our own once-only runner: Nest 11's Server has no
+      // createProcessingEndHookRunner.
+      let ended = false;
+      const runEndHook = () => {
+        if (ended) return;
+        ended = true;
+        this.onProcessingEndHook?.(this.transportId, ctx);
+      };
       const run = async () => {
         try {
           resolve(await settleResult(handler(data, ctx)));
