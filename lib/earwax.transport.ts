@@ -480,7 +480,7 @@ export class EarwaxTransport
       this.block(ctx, 'guard_error', err);
       return;
     }
-    if (verdict instanceof Promise) {
+    if (isThenable(verdict)) {
       verdict.then(
         (allowed) => this.admit(ctx, allowed),
         (err: unknown) => this.block(ctx, 'guard_error', err),
@@ -542,8 +542,9 @@ export class EarwaxTransport
   private disconnect(ctx: ConnectionContext, reason: DisconnectReason): void {
     const socket = ctx.socket;
     if (ctx.state === 'pending') {
-      // A refused connection whose on_block handler misbehaves.
-      socket.destroy();
+      // A refused connection: it is being closed after on_block anyway.
+      if (reason === 'slow_consumer') socket.destroy();
+      else this.endSocket(ctx);
       return;
     }
     if (ctx.state !== 'open') return;
@@ -629,9 +630,10 @@ export class EarwaxTransport
   ): Buffer | string {
     const encoding = this.settings.encoding;
     if (encoding) return chunk.toString(encoding, start, end);
+    // A view, not a copy: socket chunks are never reused by Node.
     return start === 0 && end === chunk.length
       ? chunk
-      : Buffer.from(chunk.subarray(start, end));
+      : chunk.subarray(start, end);
   }
 
   private lineTooLong(ctx: ConnectionContext): void {
@@ -659,6 +661,8 @@ export class EarwaxTransport
     }
     const queue = (ctx.queue ??= []);
     queue.push(event, data);
+    // Two entries per event. Pause at maxQueuedEvents waiting, resume (in
+    // drain) at half that, so a busy connection does not flap.
     if (
       !ctx.inputPaused &&
       queue.length >= this.settings.maxQueuedEvents * 2 &&
@@ -816,6 +820,14 @@ function onSocketClose(this: TrackedSocket, hadError: boolean): void {
 function onSocketError(this: TrackedSocket, err: Error): void {
   const ctx = contextOf(this);
   ctx.host.failed(ctx, err);
+}
+
+function isThenable(value: unknown): value is PromiseLike<boolean> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
 }
 
 /** Awaits a handler's result; an Observable counts by its last value. */

@@ -1,10 +1,12 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { once } from 'node:events';
 import { Controller, Inject, Injectable } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { defer, of } from 'rxjs';
 import {
   ConnectionContext,
+  ConnectionRegistry,
   EarwaxEvent,
   EarwaxModule,
   EarwaxTransport,
@@ -70,7 +72,10 @@ class ChainController {
 
   @EarwaxEvent('on_data', { priority: 5 })
   async first(@Payload() line: string) {
-    if (line === 'wait') await this.gate.open;
+    if (line === 'wait') {
+      this.journal.record('held');
+      await this.gate.open;
+    }
     this.journal.record(`first:${line}`);
   }
 }
@@ -181,6 +186,34 @@ describe('events and handler chains', () => {
       'last:after-wait',
     ]);
     await Promise.all([slow.end(), fast.end()]);
+  });
+  it('pauses reading while a flood waits behind a slow handler, then delivers every line in order', async () => {
+    const journal = new Journal();
+    booted = await bootEarwax(
+      {
+        imports: [EarwaxModule.forRoot()],
+        controllers: [ChainController],
+        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
+      },
+      { encoding: 'utf8', maxQueuedEvents: 16 },
+    );
+    const client = await LineClient.connect(booted.port);
+    const registry = booted.app.get(ConnectionRegistry);
+    client.send('wait');
+    await journal.waitForEntry('held');
+    const [ctx] = registry;
+    const paused = once(ctx.socket, 'pause');
+    const flood = Array.from({ length: 20_000 }, (_, i) => `n${i}`);
+    client.write(flood.map((l) => `${l}\r\n`).join(''));
+    // The handler is held, so reading must stop long before the flood is read.
+    await paused;
+    expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual([]);
+    booted.app.get(Gate).release();
+    await journal.waitForEntry('last:n19999', 10_000);
+    expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual(
+      flood.map((l) => `first:${l}`),
+    );
+    await client.end();
   });
 });
 

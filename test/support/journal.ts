@@ -42,7 +42,10 @@ export class Journal<T = string> {
     });
   }
 
-  /** Waits for an entry equal to `entry` (or satisfying it). */
+  /**
+   * Waits for an entry equal to `entry` (or satisfying it). Each new entry is
+   * tested once, so waiting over a long journal stays linear.
+   */
   waitForEntry(
     entry: T | ((e: T) => boolean),
     timeoutMs = 3000,
@@ -50,9 +53,14 @@ export class Journal<T = string> {
     const match =
       typeof entry === 'function'
         ? (entry as (e: T) => boolean)
-        : (e: T) => JSON.stringify(e) === JSON.stringify(entry);
+        : (e: T) => e === entry || JSON.stringify(e) === JSON.stringify(entry);
+    let checked = 0;
     return this.waitFor(
-      (es) => es.some(match),
+      (es) => {
+        for (; checked < es.length; checked++)
+          if (match(es[checked])) return true;
+        return false;
+      },
       `entry ${String(entry)}`,
       timeoutMs,
     );
