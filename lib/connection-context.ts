@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import type { LineFramer, LineSink } from './framing/line-framer.js';
+import type { LineFramer } from './framing/line-framer.js';
 import type {
   ConnectionAddress,
   ConnectionState,
@@ -45,10 +45,7 @@ export interface ConnectionHost {
  *
  * @publicApi
  */
-export class ConnectionContext
-  extends BaseRpcContext<[Socket]>
-  implements LineSink
-{
+export class ConnectionContext extends BaseRpcContext<[Socket]> {
   /** A unique id, stable for the life of the connection. */
   readonly id: string = randomUUID();
   /** The remote end as the socket reports it. */
@@ -77,15 +74,19 @@ export class ConnectionContext
 
   private _logger: Logger | undefined;
 
+  /** The connection's socket. */
+  readonly socket: Socket;
+  /** @internal */ readonly host: ConnectionHost;
+
   /**
-   * @param socket The accepted socket.
-   * @param host The transport that owns it.
+   * Made by the transport for each accepted socket.
+   *
+   * @internal
    */
-  constructor(
-    readonly socket: Socket,
-    /** @internal */ readonly host: ConnectionHost,
-  ) {
+  constructor(socket: Socket, host: ConnectionHost) {
     super([socket]);
+    this.socket = socket;
+    this.host = host;
     const address = socket.remoteAddress ?? '';
     this.address = {
       address,
