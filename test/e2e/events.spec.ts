@@ -10,6 +10,7 @@ import {
   EarwaxEvent,
   EarwaxModule,
   EarwaxTransport,
+  type EarwaxTransportOptions,
   EVENT_HANDLED,
   EventNameError,
 } from '../../lib/index.js';
@@ -87,6 +88,20 @@ describe('events and handler chains', () => {
     booted = undefined;
   });
 
+  /** Boots the chain controller (utf8 lines) and returns its journal. */
+  async function bootChain(options: EarwaxTransportOptions = {}) {
+    const journal = new Journal();
+    booted = await bootEarwax(
+      {
+        imports: [EarwaxModule.forRoot()],
+        controllers: [ChainController],
+        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
+      },
+      { encoding: 'utf8', ...options },
+    );
+    return { journal, ...booted };
+  }
+
   it('dispatches on_connect, on_data and on_disconnect with their payloads', async () => {
     const journal = new Journal();
     booted = await bootEarwax({
@@ -108,21 +123,13 @@ describe('events and handler chains', () => {
   });
 
   it('runs handlers by priority, then registration order, and stops at EVENT_HANDLED', async () => {
-    const journal = new Journal();
-    booted = await bootEarwax(
-      {
-        imports: [EarwaxModule.forRoot()],
-        controllers: [ChainController],
-        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
-      },
-      { encoding: 'utf8' },
-    );
-    expect(booted.transport.getHandlerOrder('on_data')).toEqual([
+    const { journal, ...chain } = await bootChain();
+    expect(chain.transport.getHandlerOrder('on_data')).toEqual([
       'ChainController.first',
       'ChainController.middle',
       'ChainController.last',
     ]);
-    const client = await LineClient.connect(booted.port);
+    const client = await LineClient.connect(chain.port);
     for (const line of [
       'go',
       'stop-sync',
@@ -155,18 +162,10 @@ describe('events and handler chains', () => {
   });
 
   it("handles one connection's events in arrival order while others run", async () => {
-    const journal = new Journal();
-    booted = await bootEarwax(
-      {
-        imports: [EarwaxModule.forRoot()],
-        controllers: [ChainController],
-        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
-      },
-      { encoding: 'utf8' },
-    );
-    const gate = booted.app.get(Gate);
-    const slow = await LineClient.connect(booted.port);
-    const fast = await LineClient.connect(booted.port);
+    const { journal, ...chain } = await bootChain();
+    const gate = chain.app.get(Gate);
+    const slow = await LineClient.connect(chain.port);
+    const fast = await LineClient.connect(chain.port);
     slow.send('wait');
     slow.send('after-wait');
     fast.send('other');
@@ -188,17 +187,9 @@ describe('events and handler chains', () => {
     await Promise.all([slow.end(), fast.end()]);
   });
   it('pauses reading while a flood waits behind a slow handler, then delivers every line in order', async () => {
-    const journal = new Journal();
-    booted = await bootEarwax(
-      {
-        imports: [EarwaxModule.forRoot()],
-        controllers: [ChainController],
-        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
-      },
-      { encoding: 'utf8', maxQueuedEvents: 16 },
-    );
-    const client = await LineClient.connect(booted.port);
-    const registry = booted.app.get(ConnectionRegistry);
+    const { journal, ...chain } = await bootChain({ maxQueuedEvents: 16 });
+    const client = await LineClient.connect(chain.port);
+    const registry = chain.app.get(ConnectionRegistry);
     client.send('wait');
     await journal.waitForEntry('held');
     const [ctx] = registry;
@@ -208,7 +199,7 @@ describe('events and handler chains', () => {
     // The handler is held, so reading must stop long before the flood is read.
     await paused;
     expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual([]);
-    booted.app.get(Gate).release();
+    chain.app.get(Gate).release();
     await journal.waitForEntry('last:n19999', 10_000);
     expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual(
       flood.map((l) => `first:${l}`),
