@@ -706,10 +706,18 @@ export class EarwaxTransport
   ): Promise<boolean> {
     const chain = this.chains.get(event);
     if (chain === undefined) return false;
-    for (const entry of chain) {
+    for (let i = 0; i < chain.length; i++) {
+      const entry = chain[i];
       let result: unknown;
       try {
-        result = await this.invoke(entry.handler, data, ctx);
+        // Awaited inline (no helper function): one promise fewer per event
+        // on the hot path.
+        result = this.hasProcessingHooks
+          ? await this.invokeWithHooks(entry.handler, data, ctx)
+          : await entry.handler(data, ctx);
+        if (isObservable(result)) {
+          result = await lastValueFrom(result, { defaultValue: undefined });
+        }
       } catch (err) {
         this.handlerFailed(entry, event, ctx, err);
         return false;
@@ -719,12 +727,12 @@ export class EarwaxTransport
     return false;
   }
 
-  private invoke(
+  /** Runs a handler between Nest's processing start and end hooks. */
+  private invokeWithHooks(
     handler: MessageHandler,
     data: unknown,
     ctx: ConnectionContext,
   ): Promise<unknown> {
-    if (!this.hasProcessingHooks) return settleResult(handler(data, ctx));
     return new Promise<unknown>((resolve, reject) => {
       // Our own once-only runner: Nest 11's Server has no
       // createProcessingEndHookRunner.
@@ -736,7 +744,11 @@ export class EarwaxTransport
       };
       const run = async () => {
         try {
-          resolve(await settleResult(handler(data, ctx)));
+          let result: unknown = await handler(data, ctx);
+          if (isObservable(result)) {
+            result = await lastValueFrom(result, { defaultValue: undefined });
+          }
+          resolve(result);
         } catch (err) {
           reject(err);
         } finally {
@@ -828,14 +840,6 @@ function isThenable(value: unknown): value is PromiseLike<boolean> {
     value !== null &&
     typeof (value as PromiseLike<unknown>).then === 'function'
   );
-}
-
-/** Awaits a handler's result; an Observable counts by its last value. */
-async function settleResult(result: unknown): Promise<unknown> {
-  const value = await result;
-  return isObservable(value)
-    ? lastValueFrom(value, { defaultValue: undefined })
-    : value;
 }
 
 function describe(err: unknown): string {

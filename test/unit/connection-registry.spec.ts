@@ -1,6 +1,8 @@
 import 'reflect-metadata';
-import { describe, expect, it, jest } from '@jest/globals';
+import { beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { Socket } from 'node:net';
+import { PassThrough, Writable } from 'node:stream';
 import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
 import type { ConnectionHost } from '../../lib/connection-context.js';
 
@@ -34,6 +36,8 @@ function context(
   return new ConnectionContext(socket, host());
 }
 
+beforeAll(() => Logger.overrideLogger(false));
+
 describe('ConnectionContext', () => {
   it('unmaps IPv4-mapped addresses and brackets IPv6 names', () => {
     const mapped = context('::ffff:203.0.113.9', 5000);
@@ -62,6 +66,54 @@ describe('ConnectionContext', () => {
     expect(ctx.sendString('x')).toBe(false);
     expect(ctx.sendBytes(Buffer.from('x'))).toBe(false);
     expect(ctx.sendRaw('x')).toBe(false);
+  });
+});
+
+describe('ConnectionContext sends', () => {
+  /** A context over an in-memory stream, with everything written collected. */
+  function wired(encoding: BufferEncoding = 'utf8') {
+    const stream = new PassThrough();
+    const h = host();
+    h.encoding = encoding;
+    const ctx = new ConnectionContext(stream as unknown as Socket, h);
+    const written = () => (stream.read() as Buffer | null) ?? Buffer.alloc(0);
+    return { ctx, written, host: h };
+  }
+
+  it('ends lines with the two bytes CR LF whatever the encoding and size', () => {
+    const { ctx, written } = wired();
+    expect(ctx.sendString('héllo')).toBe(true);
+    expect(written()).toEqual(Buffer.from('héllo\r\n'));
+    ctx.sendBytes(Buffer.from('abc'));
+    expect(written()).toEqual(Buffer.from('abc\r\n'));
+    const big = Buffer.alloc(20_000, 0x62);
+    ctx.sendBytes(big);
+    expect(written()).toEqual(Buffer.concat([big, Buffer.from('\r\n')]));
+    ctx.sendBytes('hi', 'utf16le');
+    expect(written()).toEqual(
+      Buffer.concat([Buffer.from('hi', 'utf16le'), Buffer.from('\r\n')]),
+    );
+    ctx.sendRaw(Buffer.from([1, 2, 3]));
+    expect(written()).toEqual(Buffer.from([1, 2, 3]));
+  });
+
+  it("encodes text with the transport's encoding", () => {
+    const { ctx, written } = wired('latin1');
+    ctx.sendString('é');
+    expect(written()).toEqual(Buffer.from([0xe9, 0x0d, 0x0a]));
+    ctx.sendRaw('é');
+    expect(written()).toEqual(Buffer.from([0xe9]));
+  });
+
+  it('asks the transport to drop a client whose unsent output passes the cap', () => {
+    // A peer that never reads: the first write never completes.
+    const stalled = new Writable({ write: () => undefined });
+    const h = host();
+    const ctx = new ConnectionContext(stalled as unknown as Socket, h);
+    expect(ctx.sendRaw(Buffer.alloc(1000))).toBe(true);
+    expect(h.disconnects).toEqual([]);
+    expect(ctx.sendRaw(Buffer.alloc(100))).toBe(false);
+    expect(h.disconnects).toEqual([`${ctx.id}:slow_consumer`]);
   });
 });
 
