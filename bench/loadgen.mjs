@@ -1,0 +1,540 @@
+/**
+ * The load generator: one process, pinned to its own core by bench/run.mjs,
+ * driving one benchmark server over loopback.
+ *
+ * Usage (from run.mjs only, which provides the IPC channel):
+ *   node bench/loadgen.mjs '<json spec>'
+ * where the spec is `{ port, protocol, deadlineMs, steps: [...] }` and each
+ * step is one of the `steps` below. Server CPU and memory are read through
+ * run.mjs, which relays `usage` and `gc` requests to the server's control
+ * channel (bench/servers/control.ts). The results go back as one `result`
+ * message; then the process exits.
+ */
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
+import { clearInterval, setInterval, setTimeout } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { percentile } from './lib/stats.mjs';
+
+const spec = JSON.parse(process.argv[2] ?? '{}');
+if (!process.send || !spec.port) {
+  console.error('loadgen: run me from bench/run.mjs');
+  process.exit(2);
+}
+
+// Never outlive the benchmark.
+process.on('disconnect', () => process.exit(0));
+setTimeout(() => {
+  console.error(`loadgen: deadline of ${spec.deadlineMs} ms reached; exiting.`);
+  process.exit(3);
+}, spec.deadlineMs ?? 120_000).unref();
+
+const HOST = '127.0.0.1';
+/** The echoed line: 62 characters, 64 bytes on the wire with `\r\n`. */
+const PAYLOAD = 'ping-'.padEnd(62, '0123456789');
+const LINE = Buffer.from(PAYLOAD + '\r\n');
+const LINE_BYTES = LINE.length;
+/** Connections being opened at once: below the servers' listen backlog. */
+const CONNECT_CONCURRENCY = 200;
+
+// ---------------------------------------------------------------------------
+// The control channel, through run.mjs to the server.
+
+let nextRequestId = 1;
+const pendingRequests = new Map();
+process.on('message', (message) => {
+  if (message.type !== 'reply') return;
+  pendingRequests.get(message.id)?.(message.usage);
+  pendingRequests.delete(message.id);
+});
+
+/** Asks the server for its `usage` (or to `gc` first, then report). */
+function serverUsage(cmd = 'usage') {
+  return new Promise((resolve) => {
+    const id = nextRequestId++;
+    pendingRequests.set(id, resolve);
+    process.send({ type: 'request', id, cmd });
+  });
+}
+
+/**
+ * A synchronised reading of the server and of a client-side counter. The
+ * server's figures are taken somewhere between our request and its reply
+ * (the reply can wait behind a busy event loop), so the counter and the
+ * clock are read on both sides and the midpoints used.
+ */
+async function mark(counter) {
+  const c0 = counter();
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const usage = await serverUsage();
+  const c1 = counter();
+  const t1 = performance.now();
+  const cpu1 = process.cpuUsage();
+  const ownCpuUs = (cpu0.user + cpu0.system + cpu1.user + cpu1.system) / 2;
+  return { usage, count: (c0 + c1) / 2, t: (t0 + t1) / 2, ownCpuUs };
+}
+
+/** The figures between two marks. */
+function between(a, b) {
+  const ops = b.count - a.count;
+  const seconds = (b.t - a.t) / 1000;
+  const serverCpuUs = b.usage.cpuUs - a.usage.cpuUs;
+  return {
+    ops,
+    seconds,
+    opsPerSec: ops / seconds,
+    serverCpuUsPerOp: serverCpuUs / ops,
+    serverCpuPct: (serverCpuUs / 1e6 / seconds) * 100,
+    clientCpuPct: ((b.ownCpuUs - a.ownCpuUs) / 1e6 / seconds) * 100,
+  };
+}
+
+/** Polls the server until `predicate(usage)` holds. */
+async function waitForServer(predicate, what, timeoutMs = 30_000) {
+  const until = performance.now() + timeoutMs;
+  for (;;) {
+    const usage = await serverUsage();
+    if (predicate(usage)) return usage;
+    if (performance.now() > until) {
+      throw new Error(`timed out waiting for the server: ${what}`);
+    }
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Connections.
+
+let socketErrors = 0;
+
+function connect(port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: HOST, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('connect timed out'));
+    }, 10_000);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.on('error', () => socketErrors++);
+      resolve(socket);
+    });
+  });
+}
+
+/** Opens `count` connections, a bounded number at a time. */
+async function openMany(port, count) {
+  const sockets = new Array(count);
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      sockets[i] = await connect(port);
+    }
+  };
+  const workers = [];
+  for (let i = 0; i < Math.min(CONNECT_CONCURRENCY, count); i++) {
+    workers.push(worker());
+  }
+  await Promise.all(workers);
+  return sockets;
+}
+
+/** Closes our side of every socket and waits until the server holds none. */
+async function closeAll(sockets, { waitForServer: wait = true } = {}) {
+  for (const socket of sockets) socket.end();
+  if (wait) {
+    await waitForServer(
+      (u) => u.connections <= 0 && (u.extras.liveContexts ?? 0) <= 0,
+      'all connections closed',
+    );
+  }
+  for (const socket of sockets) socket.destroy();
+}
+
+// ---------------------------------------------------------------------------
+// Protocols of the echo scenario: how to ask, and how to tell a whole reply.
+
+/**
+ * Line protocols (plain Node, earwax line and raw mode): the reply to a
+ * 64-byte line is 64 bytes ending in `\n`, however TCP splits it.
+ */
+function lineClient(socket, onReply) {
+  let bytes = 0;
+  let checked = false;
+  socket.on('data', (chunk) => {
+    if (!checked) {
+      checked = true;
+      if (chunk[0] !== LINE[0]) {
+        throw new Error(`unexpected reply: ${chunk.toString().slice(0, 80)}`);
+      }
+    }
+    bytes += chunk.length;
+    while (bytes >= LINE_BYTES) {
+      bytes -= LINE_BYTES;
+      onReply();
+    }
+  });
+  return () => socket.write(LINE);
+}
+
+/**
+ * Nest's TCP transport: `<length>#<json>` both ways (the length counts
+ * characters), request `{pattern, data, id}`, reply `{id, response}` plus
+ * `isDisposed: true` on the last message of a response (see
+ * @nestjs/microservices helpers/json-socket.js and server/server-tcp.js).
+ */
+function nestClient(socket, onReply, index) {
+  const json = JSON.stringify({
+    pattern: 'echo',
+    data: PAYLOAD,
+    id: `${index}`,
+  });
+  const request = `${json.length}#${json}`;
+  let buffer = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (data) => {
+    buffer += data;
+    for (;;) {
+      const hash = buffer.indexOf('#');
+      if (hash === -1) return;
+      const length = Number(buffer.slice(0, hash));
+      const end = hash + 1 + length;
+      if (buffer.length < end) return;
+      const message = JSON.parse(buffer.slice(hash + 1, end));
+      buffer = buffer.slice(end);
+      if (message.err) throw new Error(`Nest TCP error: ${message.err}`);
+      if ('response' in message && message.response !== PAYLOAD) {
+        throw new Error(`unexpected Nest reply: ${JSON.stringify(message)}`);
+      }
+      if (message.isDisposed) onReply();
+    }
+  });
+  return () => socket.write(request);
+}
+
+const protocols = { line: lineClient, nest: nestClient };
+
+// ---------------------------------------------------------------------------
+// Scenarios.
+
+/** A growable list of latencies (ms). */
+class Samples {
+  values = new Float64Array(1 << 16);
+  length = 0;
+  push(value) {
+    if (this.length === this.values.length) {
+      const bigger = new Float64Array(this.values.length * 2);
+      bigger.set(this.values);
+      this.values = bigger;
+    }
+    this.values[this.length++] = value;
+  }
+  sorted() {
+    return this.values.slice(0, this.length).sort();
+  }
+}
+
+const steps = {
+  /**
+   * Ping-pong: every client sends a line, waits for the echo, sends the next.
+   * Round trips/s, server CPU per line, latency percentiles.
+   */
+  async echo({ clients, warmupMs, durationMs }) {
+    const sockets = await openMany(spec.port, clients);
+    const makeClient = protocols[spec.protocol];
+    let completed = 0;
+    let recording = false;
+    let running = true;
+    const latencies = new Samples();
+    for (let i = 0; i < sockets.length; i++) {
+      let sentAt = 0;
+      const send = makeClient(
+        sockets[i],
+        () => {
+          const now = performance.now();
+          completed++;
+          if (recording) latencies.push(now - sentAt);
+          if (running) {
+            sentAt = now;
+            send();
+          }
+        },
+        i,
+      );
+      sentAt = performance.now();
+      send();
+    }
+    await sleep(warmupMs);
+    const a = await mark(() => completed);
+    recording = true;
+    await sleep(durationMs);
+    recording = false;
+    const b = await mark(() => completed);
+    running = false;
+    await sleep(100);
+    await closeAll(sockets, { waitForServer: spec.protocol !== 'nest' });
+    const sorted = latencies.sorted();
+    return {
+      clients,
+      ...between(a, b),
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      // The measured window on the server's clock, to cut a CPU profile.
+      windowUs: [a.usage.monotonicUs, b.usage.monotonicUs],
+    };
+  },
+
+  /**
+   * Fan-out: `connections` receivers and one trigger connection; each trigger
+   * line is sent by the server to every receiver. Server CPU per delivered
+   * line, and the time from the trigger until the last receiver has it.
+   */
+  async broadcast({ connections, rounds, warmupRounds }) {
+    const receivers = await openMany(spec.port, connections);
+    const [trigger] = await openMany(spec.port, 1);
+    trigger.on('data', () => {});
+    let round = 0;
+    let reached = 0;
+    let roundDone = () => {};
+    for (const socket of receivers) {
+      let bytes = 0;
+      let seen = 0;
+      socket.on('data', (chunk) => {
+        bytes += chunk.length;
+        while (bytes >= (seen + 1) * LINE_BYTES) {
+          seen++;
+          if (seen === round && ++reached === connections) roundDone();
+        }
+      });
+    }
+    await waitForServer(
+      (u) => u.connections === connections + 1,
+      `${connections + 1} connections`,
+    );
+    const fanOut = async () => {
+      round++;
+      reached = 0;
+      let timer;
+      const done = new Promise((resolve, reject) => {
+        roundDone = resolve;
+        timer = setTimeout(
+          () =>
+            reject(new Error(`broadcast round ${round}: ${reached} received`)),
+          20_000,
+        );
+      });
+      const start = performance.now();
+      trigger.write(LINE);
+      await done.finally(() => clearTimeout(timer));
+      return performance.now() - start;
+    };
+    for (let i = 0; i < warmupRounds; i++) await fanOut();
+    const delivered = () => (round - 1) * connections + reached;
+    const times = [];
+    await sleep(50);
+    const a = await mark(delivered);
+    for (let i = 0; i < rounds; i++) times.push(await fanOut());
+    const b = await mark(delivered);
+    await closeAll([...receivers, trigger]);
+    times.sort((x, y) => x - y);
+    return {
+      connections,
+      rounds,
+      serverCpuUsPerLine: between(a, b).serverCpuUsPerOp,
+      lastReceivedMs: percentile(times, 0.5),
+      lastReceivedMaxMs: times[times.length - 1],
+    };
+  },
+
+  /**
+   * Connection churn: `concurrency` loops of connect, wait for the greeting
+   * (sent from the server's connect hook, after its guard), close, wait for
+   * the server's close. Connections/s and server CPU per connection.
+   */
+  async churn({ concurrency, warmupMs, durationMs }) {
+    let completed = 0;
+    let failures = 0;
+    let running = true;
+    const cycle = () =>
+      new Promise((resolve) => {
+        const socket = net.connect({ port: spec.port, host: HOST });
+        socket.once('data', () => socket.end());
+        socket.on('error', () => failures++);
+        socket.on('close', () => {
+          completed++;
+          resolve();
+        });
+      });
+    const loop = async () => {
+      while (running) await cycle();
+    };
+    const loops = [];
+    for (let i = 0; i < concurrency; i++) loops.push(loop());
+    await sleep(warmupMs);
+    const a = await mark(() => completed);
+    await sleep(durationMs);
+    const b = await mark(() => completed);
+    running = false;
+    await Promise.all(loops);
+    const figures = between(a, b);
+    return {
+      concurrency,
+      connectionsPerSec: figures.opsPerSec,
+      serverCpuUsPerConnection: figures.serverCpuUsPerOp,
+      failures,
+    };
+  },
+
+  /**
+   * Idle memory: server RSS (and V8 heap) per connection at `connections`
+   * idle connections, after full GCs; then all close, twice over, to see
+   * what is retained.
+   */
+  async idle({ connections, cycles }) {
+    const base = await serverUsage('gc');
+    const cycleResults = [];
+    for (let c = 0; c < cycles; c++) {
+      const sockets = await openMany(spec.port, connections);
+      for (const socket of sockets) socket.on('data', () => {});
+      await waitForServer(
+        (u) => u.connections === connections,
+        `${connections} connections`,
+      );
+      await sleep(300);
+      const loaded = await serverUsage('gc');
+      await closeAll(sockets);
+      await sleep(300);
+      const after = await serverUsage('gc');
+      cycleResults.push({ loaded, after });
+    }
+    const first = cycleResults[0];
+    const last = cycleResults[cycleResults.length - 1];
+    return {
+      connections,
+      rssPerConnection: (first.loaded.rss - base.rss) / connections,
+      heapPerConnection: (first.loaded.heapUsed - base.heapUsed) / connections,
+      // What the process still holds after everything closed: the RSS a
+      // first wave leaves behind (V8 and malloc keep freed pages), and the
+      // growth from the first wave's aftermath to the last one's (a leak
+      // shows here), and the V8 heap compared to before any connection.
+      rssAfterCloseDelta: first.after.rss - base.rss,
+      rssGrowthBetweenWaves: last.after.rss - first.after.rss,
+      heapRetained: last.after.heapUsed - base.heapUsed,
+      liveContextsAfter: last.after.extras.liveContexts ?? 0,
+    };
+  },
+
+  /**
+   * Slow consumers: `clients` connections ask for a flood of lines and never
+   * read. Server RSS is sampled while the server writes to them.
+   */
+  async slow({ clients, floodMs }) {
+    const base = await serverUsage('gc');
+    const sockets = await openMany(spec.port, clients);
+    for (const socket of sockets) {
+      // Never read: the kernel buffers fill, then the server's.
+      socket.pause();
+      socket.write('flood\r\n');
+    }
+    let peak = base;
+    const until = performance.now() + floodMs + 1000;
+    while (performance.now() < until) {
+      await sleep(100);
+      const usage = await serverUsage();
+      if (usage.rss > peak.rss) peak = usage;
+    }
+    const end = await serverUsage();
+    for (const socket of sockets) socket.destroy();
+    return {
+      clients,
+      floodMs,
+      rssPeakDelta: peak.rss - base.rss,
+      rssEndDelta: end.rss - base.rss,
+      slowConsumerDrops: end.extras.slowConsumerDrops ?? 0,
+      maxBuffered: end.extras.floodMaxBuffered,
+    };
+  },
+
+  /**
+   * Many connections: `connections` mostly idle clients (together sending
+   * `backgroundPerSec` lines a second) and one probe client doing ping-pong
+   * with a short pause between pings. The probe's latency percentiles.
+   */
+  async scale({ connections, backgroundPerSec, warmupMs, durationMs }) {
+    const sockets = await openMany(spec.port, connections);
+    for (const socket of sockets) socket.on('data', () => {});
+    const [probe] = await openMany(spec.port, 1);
+    await waitForServer(
+      (u) => u.connections === connections + 1,
+      `${connections + 1} connections`,
+    );
+    // Background: a few idle clients speak every 10 ms, round-robin.
+    const perTick = Math.max(1, Math.round(backgroundPerSec / 100));
+    let cursor = 0;
+    let background = 0;
+    const ticker = setInterval(() => {
+      for (let i = 0; i < perTick; i++) {
+        sockets[cursor].write(LINE);
+        cursor = (cursor + 1) % sockets.length;
+        background++;
+      }
+    }, 10);
+    let recording = false;
+    let running = true;
+    const latencies = new Samples();
+    let sentAt = 0;
+    const send = lineClient(probe, () => {
+      if (recording) latencies.push(performance.now() - sentAt);
+      if (running) {
+        setTimeout(() => {
+          sentAt = performance.now();
+          send();
+        }, 10);
+      }
+    });
+    sentAt = performance.now();
+    send();
+    await sleep(warmupMs);
+    const a = await mark(() => background);
+    recording = true;
+    await sleep(durationMs);
+    recording = false;
+    const b = await mark(() => background);
+    running = false;
+    clearInterval(ticker);
+    await sleep(50);
+    await closeAll([...sockets, probe]);
+    const sorted = latencies.sorted();
+    const figures = between(a, b);
+    return {
+      connections: connections + 1,
+      samples: sorted.length,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      maxMs: sorted[sorted.length - 1],
+      backgroundPerSec: figures.opsPerSec,
+      serverCpuPct: figures.serverCpuPct,
+    };
+  },
+};
+
+const results = [];
+for (const step of spec.steps) {
+  const run = steps[step.kind];
+  if (!run) throw new Error(`loadgen: unknown step ${step.kind}`);
+  results.push({ ...(await run(step)), socketErrors });
+  socketErrors = 0;
+}
+// With our CPU time, so that the runner can tell other load from ours.
+const { user, system } = process.cpuUsage();
+process.send({ type: 'result', results, cpuUs: user + system }, () =>
+  process.exit(0),
+);

@@ -1,0 +1,768 @@
+/**
+ * The benchmark suite: `npm run bench` (full, 9–12 min, bounded under 15),
+ * `npm run bench -- --quick` (under 2 min), `npm run bench -- --profile`
+ * (a CPU profile of the earwax server during the 50-client echo).
+ *
+ * Each server runs in its own process pinned to core 0, the load generator
+ * in another pinned to core 1, over loopback. This runner coordinates them,
+ * relays the load generator's CPU/memory readings of the server, and prints
+ * one markdown table (also written to bench/results/latest.md).
+ *
+ * Options:
+ *   --quick          short windows, one repetition (a preview, not a result)
+ *   --reps=N         repetitions of every scenario
+ *   --only=a,b       scenarios to run: echo, broadcast, churn, idle, slow, scale
+ *   --profile[=srv]  profile one server (default earwaxLine) instead
+ *   --compare=path   also run another build of the library (its index.js)
+ *                    wherever earwax line mode runs, as "candidate"
+ *   --no-build       use the existing dist/ and bench build
+ *   --out=name       write bench/results/<name>.md and .json (default latest)
+ *
+ * See bench/README.md for what each scenario measures.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { resolve } from 'node:path';
+import { URL, fileURLToPath } from 'node:url';
+import process from 'node:process';
+import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
+import {
+  fileLimits,
+  hasTaskset,
+  startNode,
+  stopChild,
+  waitForMessage,
+} from './lib/children.mjs';
+import { waitForQuiet, watchForeignLoad } from './lib/foreign-load.mjs';
+import { profileMarkdown, summarizeProfile } from './lib/profile.mjs';
+import { collect, formatNumber, resultsTable } from './lib/report.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const here = (path) => fileURLToPath(new URL(path, import.meta.url));
+const resultsDir = here('results/');
+const buildDir = `${root}dist-dev/bench-build/bench/servers/`;
+
+const { values: options } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    reps: { type: 'string' },
+    only: { type: 'string' },
+    profile: { type: 'string' },
+    compare: { type: 'string' },
+    out: { type: 'string', default: 'latest' },
+    'no-build': { type: 'boolean', default: false },
+  },
+  // `--profile` alone means the default server.
+  args: process.argv
+    .slice(2)
+    .map((a) => (a === '--profile' ? '--profile=earwaxLine' : a)),
+});
+const quick = options.quick;
+const log = (...args) => console.error(...args);
+
+// ---------------------------------------------------------------------------
+// The servers and scenarios.
+
+/** Each server: its program, its `--mode` per scenario, its echo protocol. */
+const servers = {
+  plain: {
+    label: 'plain Node `net`',
+    script: 'plain.js',
+    modes: {
+      echo: 'echo',
+      broadcast: 'broadcast',
+      churn: 'churn',
+      idle: 'echo',
+      slow: 'flood',
+      scale: 'echo',
+    },
+    protocol: 'line',
+  },
+  nest: {
+    label: 'NestJS TCP (`Transport.TCP`)',
+    script: 'nest-tcp.js',
+    modes: { echo: 'echo' },
+    protocol: 'nest',
+  },
+  earwaxLine: {
+    label: 'nestjs-earwax, line mode',
+    script: 'earwax.js',
+    modes: {
+      echo: 'line',
+      broadcast: 'broadcast',
+      churn: 'churn',
+      idle: 'line',
+      slow: 'flood',
+      scale: 'line',
+    },
+    protocol: 'line',
+  },
+  earwaxRaw: {
+    label: 'nestjs-earwax, raw mode',
+    script: 'earwax.js',
+    modes: { echo: 'raw' },
+    protocol: 'line',
+  },
+};
+
+if (options.compare) {
+  // A candidate build (a copy of dist/ with a change), A/B against the
+  // current one in the same run. Keep it inside the repository (dist-dev/ is
+  // ignored) so that its imports of @nestjs/* resolve to the same packages.
+  servers.earwaxCandidate = {
+    ...servers.earwaxLine,
+    label: `nestjs-earwax, line mode, candidate (${options.compare})`,
+    env: { EARWAX_PACKAGE: resolve(options.compare) },
+  };
+}
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+const notes = [];
+
+/** Connections a process may hold, given the open-file limit. */
+function fitConnections(wanted, what) {
+  const limit = Math.min(fileLimits.hard, 1 << 20) - 200;
+  if (wanted <= limit) return wanted;
+  notes.push(
+    `${what}: scaled down from ${wanted} to ${limit} connections (open-file hard limit ${fileLimits.hard}).`,
+  );
+  return limit;
+}
+
+const echoClients = [1, 50, 500];
+// Echo figures move most from run to run on a small VM, hence more
+// repetitions of shorter windows there.
+const echoReps = Number(options.reps ?? (quick ? 1 : 6));
+const reps = Number(options.reps ?? (quick ? 1 : 5));
+const memoryReps = Number(options.reps ?? (quick ? 1 : 3));
+const broadcastSizes = [1000, 10_000].map((n) =>
+  fitConnections(n, 'broadcast'),
+);
+const idleConnections = fitConnections(10_000, 'idle memory');
+const scaleConnections = fitConnections(15_000, 'many connections');
+const floodMs = quick ? 3000 : 4000;
+/** 800 lines of 64 bytes every 10 ms: 5.1 MB/s to each slow client. */
+const floodLines = 800;
+
+const scenarios = [
+  {
+    key: 'echo',
+    servers: ['plain', 'nest', 'earwaxLine', 'earwaxRaw'],
+    reps: echoReps,
+    steps: echoClients.map((clients) => ({
+      kind: 'echo',
+      label: `echo, ${clients} client${clients > 1 ? 's' : ''}`,
+      clients,
+      warmupMs: quick ? 300 : 750,
+      durationMs: quick ? 1000 : 2500,
+    })),
+    metrics: [
+      { key: 'rps', label: 'round trips/s', get: (r) => r.opsPerSec },
+      {
+        key: 'cpu',
+        label: 'server CPU µs/line',
+        get: (r) => r.serverCpuUsPerOp,
+      },
+      { key: 'p50', label: 'p50 latency ms', get: (r) => r.p50Ms },
+      { key: 'p99', label: 'p99 latency ms', get: (r) => r.p99Ms },
+      {
+        key: 'busy',
+        label: 'server CPU % (of one core)',
+        get: (r) => r.serverCpuPct,
+      },
+    ],
+  },
+  {
+    key: 'broadcast',
+    servers: ['plain', 'earwaxLine'],
+    reps,
+    steps: broadcastSizes.map((connections) => ({
+      kind: 'broadcast',
+      label: `broadcast to ${connections.toLocaleString('en-US')}`,
+      connections,
+      rounds: quick ? 5 : 20,
+      warmupRounds: 2,
+    })),
+    metrics: [
+      {
+        key: 'cpu',
+        label: 'server CPU µs per delivered line',
+        get: (r) => r.serverCpuUsPerLine,
+      },
+      {
+        key: 'last',
+        label: 'ms until the last client has it',
+        get: (r) => r.lastReceivedMs,
+      },
+    ],
+  },
+  {
+    key: 'churn',
+    servers: ['plain', 'earwaxLine'],
+    reps,
+    steps: [
+      {
+        kind: 'churn',
+        label: 'connection churn (32 at a time)',
+        concurrency: 32,
+        warmupMs: quick ? 300 : 1000,
+        durationMs: quick ? 1000 : 3000,
+      },
+    ],
+    metrics: [
+      { key: 'rate', label: 'connections/s', get: (r) => r.connectionsPerSec },
+      {
+        key: 'cpu',
+        label: 'server CPU µs/connection',
+        get: (r) => r.serverCpuUsPerConnection,
+      },
+    ],
+  },
+  {
+    key: 'idle',
+    servers: ['plain', 'earwaxLine'],
+    reps: memoryReps,
+    steps: [
+      {
+        kind: 'idle',
+        label: `idle memory, ${idleConnections.toLocaleString('en-US')} connections`,
+        connections: idleConnections,
+        cycles: 2,
+      },
+    ],
+    metrics: [
+      {
+        key: 'rss',
+        label: 'RSS per connection, KiB',
+        get: (r) => r.rssPerConnection / KiB,
+      },
+      {
+        key: 'heap',
+        label: 'V8 heap per connection, KiB',
+        get: (r) => r.heapPerConnection / KiB,
+      },
+      {
+        key: 'rssAfter',
+        label: 'RSS after all closed vs before, MiB',
+        get: (r) => r.rssAfterCloseDelta / MiB,
+      },
+      {
+        key: 'rssGrowth',
+        label: 'RSS growth, 1st to 2nd wave (after close), MiB',
+        get: (r) => r.rssGrowthBetweenWaves / MiB,
+      },
+      {
+        key: 'heapRetained',
+        label: 'V8 heap retained after close, KiB',
+        get: (r) => r.heapRetained / KiB,
+      },
+    ],
+  },
+  {
+    key: 'slow',
+    servers: ['plain', 'earwaxLine'],
+    reps: memoryReps,
+    steps: [
+      {
+        kind: 'slow',
+        label: `slow consumers (10 never read; 5 MB/s each for ${floodMs / 1000} s)`,
+        clients: 10,
+        floodMs,
+      },
+    ],
+    metrics: [
+      {
+        key: 'peak',
+        label: 'server RSS peak growth, MiB',
+        get: (r) => r.rssPeakDelta / MiB,
+      },
+      {
+        key: 'buffered',
+        label: 'most output buffered for one client, KiB',
+        get: (r) => r.maxBuffered / KiB,
+      },
+      {
+        key: 'drops',
+        label: 'clients dropped (slow_consumer)',
+        get: (r) => r.slowConsumerDrops,
+      },
+    ],
+  },
+  {
+    key: 'scale',
+    servers: ['plain', 'earwaxLine'],
+    reps: memoryReps,
+    steps: [
+      {
+        kind: 'scale',
+        label: `${(scaleConnections + 1).toLocaleString('en-US')} connections, probe ping-pong`,
+        connections: scaleConnections,
+        backgroundPerSec: scaleConnections / 10,
+        warmupMs: 1000,
+        durationMs: quick ? 3000 : 8000,
+      },
+    ],
+    metrics: [
+      { key: 'p50', label: 'probe p50 latency ms', get: (r) => r.p50Ms },
+      { key: 'p99', label: 'probe p99 latency ms', get: (r) => r.p99Ms },
+      { key: 'max', label: 'probe max latency ms', get: (r) => r.maxMs },
+      { key: 'cpu', label: 'server CPU %', get: (r) => r.serverCpuPct },
+    ],
+  },
+];
+
+if (servers.earwaxCandidate) {
+  for (const scenario of scenarios) {
+    const at = scenario.servers.indexOf('earwaxLine');
+    if (at !== -1) scenario.servers.splice(at + 1, 0, 'earwaxCandidate');
+  }
+}
+
+/**
+ * Rows that are not measurements: the telnet mode, which does not exist
+ * yet, and the figures recorded for the original Python server.
+ */
+const PYTHON =
+  'earwax_server 0.1.2 (Python, gevent): recorded, not re-measured';
+const recorded = [
+  ...echoClients.map((_, step) => ({
+    scenario: 'echo',
+    step,
+    server: 'nestjs-earwax, telnet mode',
+    metric: 'all',
+    value: 'not built yet',
+  })),
+  {
+    scenario: 'echo',
+    step: echoClients.indexOf(50),
+    server: PYTHON,
+    metric: 'server CPU µs/line',
+    value: '33.7',
+  },
+  {
+    scenario: 'idle',
+    step: 0,
+    server: PYTHON,
+    metric: 'RSS per connection, KB',
+    value: '17.2',
+  },
+];
+
+// ---------------------------------------------------------------------------
+// Running one server under one load.
+
+let portCounter = 0;
+/** Fixed ports, below the ephemeral range, rotated so no run waits on another. */
+const nextPort = () => 20000 + (portCounter++ % 100);
+
+/** A budget for a load generator's steps, generous: it only catches hangs. */
+function deadlineFor(steps) {
+  let ms = 30_000;
+  for (const step of steps) {
+    ms += (step.warmupMs ?? 0) + (step.durationMs ?? 0) + (step.floodMs ?? 0);
+    ms += 60_000;
+  }
+  return ms;
+}
+
+/**
+ * Starts `serverKey` in scenario `scenarioKey`'s mode, runs the load
+ * generator's `steps` against it, stops both. Returns the step results and
+ * the other load seen meanwhile (% of a core).
+ */
+async function runOnce(serverKey, scenarioKey, steps, { cpuProfile } = {}) {
+  const server = servers[serverKey];
+  const port = nextPort();
+  const maxConnections = Math.max(
+    ...steps.map((s) => (s.connections ?? s.clients ?? 0) + 1),
+  );
+  const files = maxConnections + 500;
+  const serverArgs = ['--expose-gc'];
+  if (cpuProfile) {
+    serverArgs.push(
+      '--cpu-prof',
+      `--cpu-prof-dir=${cpuProfile.dir}`,
+      `--cpu-prof-name=${cpuProfile.name}`,
+    );
+  }
+  serverArgs.push(
+    buildDir + server.script,
+    `--port=${port}`,
+    `--mode=${server.modes[scenarioKey]}`,
+    `--flood-ms=${floodMs}`,
+    `--flood-lines=${floodLines}`,
+  );
+  const child = startNode(serverArgs, {
+    core: 0,
+    files,
+    label: `${serverKey} server`,
+    env: server.env,
+  });
+  let loadgen;
+  try {
+    await waitForMessage(child, (m) => m.type === 'ready', 30_000);
+    const foreignLoad = watchForeignLoad(child.pid);
+    const spec = {
+      port,
+      protocol: server.protocol,
+      deadlineMs: deadlineFor(steps),
+      steps,
+    };
+    loadgen = startNode([here('loadgen.mjs'), JSON.stringify(spec)], {
+      core: 1,
+      files,
+      label: 'load generator',
+    });
+    // Relay the load generator's readings of the server.
+    loadgen.on('message', (m) => {
+      if (m.type === 'request' && child.connected) {
+        child.send({ id: m.id, cmd: m.cmd }, () => {});
+      }
+    });
+    child.on('message', (m) => {
+      if (m.type === 'reply' && loadgen.connected) loadgen.send(m, () => {});
+    });
+    const { results, cpuUs } = await waitForMessage(
+      loadgen,
+      (m) => m.type === 'result',
+      spec.deadlineMs + 5000,
+    );
+    return { results, foreignPct: foreignLoad(cpuUs) };
+  } finally {
+    if (loadgen) await stopChild(loadgen, 2000);
+    await stopChild(child);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Build, environment.
+
+function build() {
+  const tsc = `${root}node_modules/.bin/tsc`;
+  for (const project of ['tsconfig.build.json', 'bench/tsconfig.json']) {
+    log(`building: tsc -p ${project}`);
+    execFileSync(tsc, ['-p', project], { cwd: root, stdio: 'inherit' });
+  }
+}
+
+function machine() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model =
+    /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0].model;
+  return {
+    cpus: os.availableParallelism(),
+    model,
+    node: process.version,
+    kernel: os.release(),
+    taskset: hasTaskset,
+    fileLimits,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The targets the project is measured against.
+
+function targets(results) {
+  const median = (scenario, server, step, metricKey) => {
+    const def = scenarios.find((s) => s.key === scenario);
+    if (!def) return NaN;
+    const metric = def.metrics.find((m) => m.key === metricKey);
+    return collect(results[scenario]?.[server], step, metric).median;
+  };
+  const ratio = (scenario, step, metric) =>
+    median(scenario, 'earwaxLine', step, metric) /
+    median(scenario, 'plain', step, metric);
+  const e50 = echoClients.indexOf(50);
+  const list = [];
+  const add = (name, value, met, figure) =>
+    list.push({
+      name,
+      status: Number.isFinite(value) ? (met ? 'met' : 'MISSED') : 'not run',
+      figure,
+    });
+
+  const cpu50 = ratio('echo', e50, 'cpu');
+  add(
+    'Echo via @EarwaxEvent, line mode, 50 clients: server CPU per line ≤ 1.3× plain',
+    cpu50,
+    cpu50 <= 1.3,
+    `${cpu50.toFixed(2)}× (${formatNumber(median('echo', 'earwaxLine', e50, 'cpu'))} vs ${formatNumber(median('echo', 'plain', e50, 'cpu'))} µs)`,
+  );
+  const p99 = ratio('echo', e50, 'p99');
+  add(
+    'p99 latency at 50 clients ≤ 1.2× plain',
+    p99,
+    p99 <= 1.2,
+    `${p99.toFixed(2)}× (${formatNumber(median('echo', 'earwaxLine', e50, 'p99'))} vs ${formatNumber(median('echo', 'plain', e50, 'p99'))} ms)`,
+  );
+  const b = broadcastSizes.length - 1;
+  const bcast = ratio('broadcast', b, 'cpu');
+  add(
+    `Broadcast to ${broadcastSizes[b].toLocaleString('en-US')}: CPU per delivered line ≤ 1.2× the plain loop`,
+    bcast,
+    bcast <= 1.2,
+    `${bcast.toFixed(2)}× (${formatNumber(median('broadcast', 'earwaxLine', b, 'cpu'))} vs ${formatNumber(median('broadcast', 'plain', b, 'cpu'))} µs)`,
+  );
+  const rssKiB = median('idle', 'earwaxLine', 0, 'rss');
+  const idle = ratio('idle', 0, 'rss');
+  add(
+    'Idle memory ≤ 1.25× plain per connection and under 10 KB',
+    idle,
+    idle <= 1.25 && rssKiB * 1.024 < 10,
+    `${idle.toFixed(2)}× (${formatNumber(rssKiB)} vs ${formatNumber(median('idle', 'plain', 0, 'rss'))} KiB)`,
+  );
+  const retainedKiB = median('idle', 'earwaxLine', 0, 'heapRetained');
+  const live = (results.idle?.earwaxLine ?? [])
+    .filter((r) => !r.error)
+    .map((r) => r.results[0].liveContextsAfter);
+  // "Nothing retained": no connection context left in the transport, and
+  // the V8 heap, after two waves of connections, back within 100 bytes per
+  // connection of its size before any (compiled code and inline caches made
+  // meanwhile stay; a leak of even one small object per connection would
+  // not fit).
+  const heapRetainedPerConnection = (retainedKiB * KiB) / idleConnections;
+  add(
+    'Nothing retained after all connections close',
+    retainedKiB,
+    live.every((n) => n === 0) && heapRetainedPerConnection < 100,
+    `V8 heap ${formatNumber(retainedKiB)} KiB above the start after ${idleConnections.toLocaleString('en-US')} connections opened and closed twice ` +
+      `(${formatNumber(heapRetainedPerConnection)} B per connection; plain Node ${formatNumber(median('idle', 'plain', 0, 'heapRetained'))} KiB); ` +
+      `connection contexts left: ${live.join(', ') || 'n/a'}`,
+  );
+  const scaleP99 = median('scale', 'earwaxLine', 0, 'p99');
+  add(
+    `${(scaleConnections + 1).toLocaleString('en-US')} concurrent connections in one process, probe p99 < 50 ms`,
+    scaleP99,
+    scaleP99 < 50,
+    `${formatNumber(scaleP99)} ms`,
+  );
+  return list;
+}
+
+// ---------------------------------------------------------------------------
+// Main.
+
+async function format(text, parser) {
+  const config =
+    (await prettier.resolveConfig(`${resultsDir}x.${parser}`)) ?? {};
+  return prettier.format(text, { ...config, parser });
+}
+
+async function profileRun(serverKey) {
+  const dir = `${resultsDir}profiles`;
+  mkdirSync(dir, { recursive: true });
+  const name = `${serverKey}-echo50.cpuprofile`;
+  const step = {
+    kind: 'echo',
+    label: 'echo, 50 clients',
+    clients: 50,
+    warmupMs: 2000,
+    durationMs: quick ? 3000 : 10_000,
+  };
+  log(`profiling ${serverKey}: echo, 50 clients`);
+  const {
+    results: [result],
+  } = await runOnce(serverKey, 'echo', [step], {
+    cpuProfile: { dir, name },
+  });
+  log(
+    `  ${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU/line (profiler on)`,
+  );
+  const summary = summarizeProfile(`${dir}/${name}`, result.windowUs);
+  const md = await format(
+    profileMarkdown(
+      summary,
+      `CPU profile: ${servers[serverKey].label}, echo with 50 clients`,
+    ) +
+      `\nProfile: \`bench/results/profiles/${name}\` (open in Chrome DevTools or speedscope). ` +
+      `With the profiler on: ${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU per line.\n`,
+    'markdown',
+  );
+  writeFileSync(`${resultsDir}profile-${serverKey}.md`, md);
+  console.log(md);
+}
+
+/** Other work above this (% of one core) during a run makes it a retry. */
+const FOREIGN_LIMIT_PCT = 10;
+/** Attempts of one run at most. */
+const MAX_ATTEMPTS = 3;
+/**
+ * Time that repeats (and waiting for the machine to quieten before them)
+ * may add to the whole benchmark, so that it stays bounded: a repeat starts
+ * only while less than this has been spent. None in a quick preview.
+ */
+const REPEAT_BUDGET_MS = quick ? 0 : 90_000;
+/** The longest wait for other processes to quieten, before a repeat. */
+const QUIET_WAIT_MS = 20_000;
+
+/**
+ * One repetition of a scenario on one server, repeated (within bounds) when
+ * other processes were busy enough during it to skew the figures.
+ */
+async function measure(scenario, serverKey, tag, foreign) {
+  for (let attempt = 1; ; attempt++) {
+    const t0 = Date.now();
+    const { results, foreignPct } = await runOnce(
+      serverKey,
+      scenario.key,
+      scenario.steps,
+    );
+    const brief = scenario.steps
+      .map(
+        (step, i) =>
+          `${step.label}: ${scenario.metrics
+            .map((m) => `${m.label} ${formatNumber(m.get(results[i]))}`)
+            .join(', ')}`,
+      )
+      .join('; ');
+    log(
+      `${tag} (${((Date.now() - t0) / 1000).toFixed(1)} s, other load ${foreignPct.toFixed(0)}% of a core) ${brief}`,
+    );
+    const errors = results.reduce((n, r) => n + r.socketErrors, 0);
+    if (errors) log(`  note: ${errors} client socket errors`);
+    if (foreignPct <= FOREIGN_LIMIT_PCT) {
+      if (attempt > 1) foreign.spentMs += Date.now() - t0;
+      return { results, foreignPct };
+    }
+    if (attempt > 1) foreign.spentMs += Date.now() - t0;
+    if (attempt < MAX_ATTEMPTS && foreign.spentMs < REPEAT_BUDGET_MS) {
+      foreign.repeated++;
+      const waitStart = Date.now();
+      const quiet = await waitForQuiet(FOREIGN_LIMIT_PCT, QUIET_WAIT_MS);
+      foreign.spentMs += Date.now() - waitStart;
+      log(
+        `  other processes were busy: repeating this run (other load now ${quiet.toFixed(0)}%)`,
+      );
+      continue;
+    }
+    foreign.kept++;
+    foreign.max = Math.max(foreign.max, foreignPct);
+    return { results, foreignPct };
+  }
+}
+
+async function main() {
+  if (!options['no-build']) build();
+  mkdirSync(resultsDir, { recursive: true });
+  if (quick) {
+    notes.push(
+      'Quick preview: one repetition of short windows. Use the full run for figures to compare.',
+    );
+  }
+  if (!hasTaskset) {
+    notes.push('taskset not found: processes were not pinned to cores.');
+  }
+  if (options.profile) {
+    if (!servers[options.profile]) {
+      throw new Error(`--profile: unknown server ${options.profile}`);
+    }
+    await profileRun(options.profile);
+    return;
+  }
+
+  const startLoad = await waitForQuiet(
+    FOREIGN_LIMIT_PCT,
+    quick ? 0 : QUIET_WAIT_MS,
+  );
+  log(`other load before starting: ${startLoad.toFixed(0)}% of a core`);
+  if (startLoad > FOREIGN_LIMIT_PCT) {
+    notes.push(
+      `Other processes used ${startLoad.toFixed(0)}% of a core when the run started.`,
+    );
+  }
+  const only = options.only?.split(',');
+  const selected = scenarios.filter((s) => !only || only.includes(s.key));
+  const env = machine();
+  const started = Date.now();
+  log(
+    `${env.model}, ${env.cpus} CPUs, Node ${env.node}; ${quick ? 'quick' : 'full'} run`,
+  );
+  const results = {};
+  let failures = 0;
+  const foreign = { repeated: 0, kept: 0, max: 0, spentMs: 0 };
+  for (const scenario of selected) {
+    log(
+      `${scenario.key}: starting at ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
+    results[scenario.key] = {};
+    for (let rep = 0; rep < scenario.reps; rep++) {
+      // Servers take turns within each repetition, so drift in the machine
+      // affects them alike.
+      for (const serverKey of scenario.servers) {
+        const runs = (results[scenario.key][serverKey] ??= []);
+        const tag = `[${scenario.key} ${rep + 1}/${scenario.reps}] ${serverKey}`;
+        try {
+          runs.push(await measure(scenario, serverKey, tag, foreign));
+        } catch (err) {
+          failures++;
+          runs.push({ error: String(err?.message ?? err) });
+          log(`${tag} FAILED: ${err?.stack ?? err}`);
+        }
+      }
+    }
+  }
+  if (foreign.repeated || foreign.kept) {
+    notes.push(
+      `Other processes competed for the CPU: ${foreign.repeated} run(s) were repeated because other work used more than ${FOREIGN_LIMIT_PCT}% of a core during them` +
+        (foreign.kept
+          ? `; ${foreign.kept} run(s) kept with more (at most ${MAX_ATTEMPTS} attempts, ${REPEAT_BUDGET_MS / 1000} s for repeats; highest: ${foreign.max.toFixed(0)}% of a core)`
+          : '') +
+        '.',
+    );
+  }
+  const seconds = (Date.now() - started) / 1000;
+
+  const table = resultsTable(selected, results, servers, recorded);
+  const targetList = targets(results);
+  const md = await format(
+    [
+      `# nestjs-earwax benchmark (${quick ? 'quick preview' : 'full run'})`,
+      '',
+      `${new Date().toISOString()}. ${env.model}, ${env.cpus} CPUs; Node ${env.node}; Linux ${env.kernel}. ` +
+        `Servers pinned to core 0, load generator to core 1${hasTaskset ? '' : ' (not pinned: no taskset)'}; loopback. ` +
+        `Medians of ${echoReps} repetitions for echo, ${reps} for broadcast and churn, ${memoryReps} for the rest; ` +
+        `"vs plain Node" is the ratio of medians to the plain Node server of this run. Took ${seconds.toFixed(0)} s.`,
+      '',
+      table,
+      '',
+      '## Targets',
+      '',
+      ...targetList.map((t) => `- **${t.status}**: ${t.name}: ${t.figure}`),
+      '',
+      ...(notes.length
+        ? ['## Notes', '', ...notes.map((n) => `- ${n}`), '']
+        : []),
+    ].join('\n'),
+    'markdown',
+  );
+  writeFileSync(`${resultsDir}${options.out}.md`, md);
+  writeFileSync(
+    `${resultsDir}${options.out}.json`,
+    await format(
+      JSON.stringify({
+        machine: env,
+        quick,
+        seconds,
+        scenarios: selected,
+        results,
+      }),
+      'json',
+    ),
+  );
+  console.log(md);
+  log(
+    `written: bench/results/${options.out}.md and .json (${seconds.toFixed(0)} s)`,
+  );
+  if (failures) {
+    log(`${failures} run(s) failed.`);
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});

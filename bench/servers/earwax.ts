@@ -1,0 +1,177 @@
+/**
+ * nestjs-earwax under benchmark: a Nest microservice on `EarwaxTransport`,
+ * handlers as an application writes them (`@EarwaxEvent`, `@Payload()`,
+ * `@Ctx()`), so every event goes through Nest's whole pipeline.
+ *
+ * Modes (`--mode`):
+ * - `line`: line framing; `on_data` echoes with `ctx.sendBytes(line)`.
+ * - `raw`: `framing: 'raw'`; `on_data` echoes with `ctx.sendRaw(chunk)`.
+ * - `broadcast`: a line from any connection goes to every other one through
+ *   the injected `ConnectionRegistry.broadcast()`.
+ * - `churn`: a `ConnectionGuard` checks a ban list, `on_connect` greets,
+ *   `on_disconnect` counts.
+ * - `flood`: a connection that sends `flood` gets lines through
+ *   `ctx.sendString()` until the transport drops it (`maxOutputBuffer`,
+ *   reason `slow_consumer`) or `--flood-ms` passes.
+ */
+import 'reflect-metadata';
+import {
+  Controller,
+  Inject,
+  Injectable,
+  type ModuleMetadata,
+  type Type,
+} from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { Ctx, Payload } from '@nestjs/microservices';
+import {
+  BANNED_HOSTS,
+  FLOOD_TEXT,
+  FLOOD_TICK_MS,
+  GREETING,
+  serve,
+  serverArgs,
+} from './control.js';
+import { earwax, type EarwaxApi } from './earwax-package.js';
+
+const {
+  ConnectionGuard,
+  ConnectionRegistry,
+  EarwaxEvent,
+  EarwaxModule,
+  EarwaxTransport,
+} = earwax;
+type ConnectionContext = EarwaxApi.ConnectionContext;
+
+const args = serverArgs();
+const extras = {
+  floods: 0,
+  floodMaxBuffered: 0,
+  slowConsumerDrops: 0,
+  disconnects: 0,
+};
+
+@Controller()
+class LineEchoController {
+  @EarwaxEvent('on_data')
+  echo(@Payload() line: Buffer, @Ctx() ctx: ConnectionContext): void {
+    ctx.sendBytes(line);
+  }
+}
+
+@Controller()
+class RawEchoController {
+  @EarwaxEvent('on_data')
+  echo(@Payload() chunk: Buffer, @Ctx() ctx: ConnectionContext): void {
+    ctx.sendRaw(chunk);
+  }
+}
+
+@Controller()
+class BroadcastController {
+  // Explicit token: the class is a run-time value of the dynamically loaded
+  // package, so decorator metadata cannot name it.
+  constructor(
+    @Inject(ConnectionRegistry)
+    private readonly registry: EarwaxApi.ConnectionRegistry,
+  ) {}
+
+  @EarwaxEvent('on_data')
+  trigger(@Payload() line: Buffer, @Ctx() ctx: ConnectionContext): void {
+    this.registry.broadcast(line.toString(), { except: ctx });
+  }
+}
+
+@Injectable()
+class BanListGuard extends ConnectionGuard {
+  override canConnect(ctx: ConnectionContext): boolean {
+    return !BANNED_HOSTS.has(ctx.hostname);
+  }
+}
+
+@Controller()
+class ChurnController {
+  @EarwaxEvent('on_connect')
+  greet(@Ctx() ctx: ConnectionContext): void {
+    ctx.sendString(GREETING);
+  }
+
+  @EarwaxEvent('on_disconnect')
+  gone(): void {
+    extras.disconnects++;
+  }
+}
+
+@Controller()
+class FloodController {
+  @EarwaxEvent('on_data')
+  flood(@Payload() line: Buffer, @Ctx() ctx: ConnectionContext): void {
+    if (line.toString() !== 'flood') return;
+    extras.floods++;
+    const until = Date.now() + args.floodMs;
+    const timer = setInterval(() => {
+      if (!ctx.isOpen || Date.now() >= until) {
+        clearInterval(timer);
+        return;
+      }
+      for (let i = 0; i < args.floodLines; i++) {
+        if (!ctx.sendString(FLOOD_TEXT)) break;
+      }
+      extras.floodMaxBuffered = Math.max(
+        extras.floodMaxBuffered,
+        ctx.socket.writableLength,
+      );
+    }, FLOOD_TICK_MS);
+  }
+
+  @EarwaxEvent('on_disconnect')
+  gone(@Payload() reason: string): void {
+    extras.disconnects++;
+    if (reason === 'slow_consumer') extras.slowConsumerDrops++;
+  }
+}
+
+const controllers: Record<string, Type<unknown>> = {
+  line: LineEchoController,
+  raw: RawEchoController,
+  broadcast: BroadcastController,
+  churn: ChurnController,
+  flood: FloodController,
+};
+const controller = controllers[args.mode];
+if (!controller) throw new Error(`earwax server: unknown mode ${args.mode}`);
+
+const transport = new EarwaxTransport({
+  host: '127.0.0.1',
+  port: args.port,
+  logConnections: false,
+  framing: args.mode === 'raw' ? 'raw' : 'line',
+});
+const appModule: ModuleMetadata = {
+  imports: [
+    EarwaxModule.forRoot(args.mode === 'churn' ? { guard: BanListGuard } : {}),
+  ],
+  controllers: [controller],
+};
+
+await serve(
+  {
+    listen: async () => {
+      const app = await NestFactory.createMicroservice(appModule, {
+        strategy: transport,
+        logger: ['error', 'warn'],
+      });
+      await app.listen();
+    },
+    connections: () => transport.connections.size,
+    extras: () => ({
+      ...extras,
+      // Contexts the transport still tracks (private; read for the
+      // nothing-retained check only).
+      liveContexts:
+        (transport as unknown as { live?: Set<unknown> }).live?.size ?? -1,
+    }),
+    close: () => transport.close(),
+  },
+  args.port,
+);
