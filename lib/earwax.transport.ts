@@ -304,7 +304,7 @@ export class EarwaxTransport
         new EventNameError(name, `Event type "${name}" is not registered.`),
       );
     }
-    return this.runChain(name, ctx, data);
+    return this.process(ctx, name, data, false);
   }
 
   /**
@@ -535,7 +535,9 @@ export class EarwaxTransport
       ctx.logger.log('Connection blocked.');
     }
     if (socket.destroyed) return;
-    void this.runChain('on_block', ctx, reason).then(() => this.endSocket(ctx));
+    void this.process(ctx, 'on_block', reason, false).then(() =>
+      this.endSocket(ctx),
+    );
   }
 
   /** @internal Called by `ctx.disconnect()` and on server-side failures. */
@@ -656,7 +658,8 @@ export class EarwaxTransport
    */
   private enqueue(ctx: ConnectionContext, event: string, data: unknown): void {
     if (!ctx.busy) {
-      void this.drain(ctx, event, data);
+      ctx.busy = true;
+      void this.process(ctx, event, data, true);
       return;
     }
     const queue = (ctx.queue ??= []);
@@ -673,21 +676,54 @@ export class EarwaxTransport
     }
   }
 
-  private async drain(
+  /**
+   * Runs an event's handler chain for `ctx` and, with `drainQueue`, then the
+   * connection's queued events one after another until none is left. One
+   * async function for both, so a queued event costs no extra promise.
+   *
+   * @returns Whether the (last) event was handled; never rejects.
+   */
+  private async process(
     ctx: ConnectionContext,
     event: string,
     data: unknown,
-  ): Promise<void> {
-    ctx.busy = true;
+    drainQueue: boolean,
+  ): Promise<boolean> {
     for (;;) {
-      await this.runChain(event, ctx, data);
+      let handled = false;
+      const chain = this.chains.get(event);
+      if (chain !== undefined) {
+        for (let i = 0; i < chain.length; i++) {
+          const entry = chain[i];
+          let result: unknown;
+          try {
+            result = this.hasProcessingHooks
+              ? await this.invokeWithHooks(entry.handler, data, ctx)
+              : await entry.handler(data, ctx);
+            if (isObservable(result)) {
+              result = await lastValueFrom(result, { defaultValue: undefined });
+            }
+          } catch (err) {
+            this.handlerFailed(entry, event, ctx, err);
+            break;
+          }
+          if (result === EVENT_HANDLED) {
+            handled = true;
+            break;
+          }
+        }
+      }
+      if (!drainQueue) return handled;
       if (event === 'on_disconnect') {
         ctx.busy = false;
         this.finalize(ctx);
-        return;
+        return handled;
       }
       const queue = ctx.queue;
-      if (queue === null || queue.length === 0) break;
+      if (queue === null || queue.length === 0) {
+        ctx.busy = false;
+        return handled;
+      }
       event = queue.shift() as string;
       data = queue.shift();
       if (ctx.inputPaused && queue.length <= this.settings.maxQueuedEvents) {
@@ -695,36 +731,6 @@ export class EarwaxTransport
         if (ctx.state === 'open') ctx.socket.resume();
       }
     }
-    ctx.busy = false;
-  }
-
-  /** Runs one event's chain; never rejects. */
-  private async runChain(
-    event: string,
-    ctx: ConnectionContext,
-    data: unknown,
-  ): Promise<boolean> {
-    const chain = this.chains.get(event);
-    if (chain === undefined) return false;
-    for (let i = 0; i < chain.length; i++) {
-      const entry = chain[i];
-      let result: unknown;
-      try {
-        // Awaited inline (no helper function): one promise fewer per event
-        // on the hot path.
-        result = this.hasProcessingHooks
-          ? await this.invokeWithHooks(entry.handler, data, ctx)
-          : await entry.handler(data, ctx);
-        if (isObservable(result)) {
-          result = await lastValueFrom(result, { defaultValue: undefined });
-        }
-      } catch (err) {
-        this.handlerFailed(entry, event, ctx, err);
-        return false;
-      }
-      if (result === EVENT_HANDLED) return true;
-    }
-    return false;
   }
 
   /** Runs a handler between Nest's processing start and end hooks. */
