@@ -24,7 +24,7 @@ import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options
 @Injectable()
 export class EarwaxBinder implements OnModuleDestroy {
   private readonly logger = new Logger('EarwaxModule');
-  private readonly subscription: Subscription;
+  private subscription: Subscription | undefined;
 
   constructor(
     private readonly modules: ModulesContainer,
@@ -38,21 +38,29 @@ export class EarwaxBinder implements OnModuleDestroy {
     // run (app.listen), and no connection may be accepted without the guard.
     // Providers are all instantiated before any microservice is created, so
     // the guard can be resolved when a transport arrives.
-    this.subscription = this.modules
-      .getRpcTargetRegistry()
-      .subscribe((target) => {
-        if (target instanceof EarwaxTransport) {
-          target.bind({
-            guard: this.findGuard(),
-            registry: this.registry,
-            defaults: this.defaults ?? undefined,
-          });
-        }
-      });
+    const targets = (
+      this.modules as Partial<Pick<ModulesContainer, 'getRpcTargetRegistry'>>
+    ).getRpcTargetRegistry?.();
+    if (!targets) {
+      // An older @nestjs/core without the registry: nothing to listen to.
+      this.logger.warn(
+        'This @nestjs/core cannot hand the ConnectionGuard to EarwaxTransport; pass it as the "guard" option.',
+      );
+      return;
+    }
+    this.subscription = targets.subscribe((target) => {
+      if (target instanceof EarwaxTransport) {
+        target.bind({
+          guard: this.findGuard(),
+          registry: this.registry,
+          defaults: this.defaults ?? undefined,
+        });
+      }
+    });
   }
 
   onModuleDestroy(): void {
-    this.subscription.unsubscribe();
+    this.subscription?.unsubscribe();
   }
 
   private findGuard(): ConnectionGuard | undefined {
