@@ -10,6 +10,7 @@ import {
   Module,
   type NestInterceptor,
   type PipeTransform,
+  Scope,
   UseGuards,
   UseInterceptors,
 } from '@nestjs/common';
@@ -108,6 +109,20 @@ class ShoutController {
   @EarwaxEvent('on_data')
   echo(@Payload() line: string, @Ctx() ctx: ConnectionContext) {
     ctx.sendString(line);
+  }
+}
+
+/** A request-scoped controller: Nest builds one instance per event. */
+@Controller({ scope: Scope.REQUEST })
+class ScopedController {
+  static instances = 0;
+  constructor() {
+    ScopedController.instances++;
+  }
+
+  @EarwaxEvent('on_data')
+  echo(@Payload() line: string, @Ctx() ctx: ConnectionContext) {
+    ctx.sendString(`${line} #${ScopedController.instances}`);
   }
 }
 
@@ -218,5 +233,19 @@ describe("Nest's pipeline on @EarwaxEvent handlers", () => {
     client.send('123456789');
     expect(await client.line(1)).toBe('from config');
     await client.closed;
+  });
+
+  it('runs handlers of request-scoped controllers, one instance per event', async () => {
+    booted = await bootEarwax(
+      { controllers: [ScopedController] },
+      { encoding: 'utf8' },
+    );
+    const client = await LineClient.connect(booted.port);
+    const before = ScopedController.instances;
+    client.send('a');
+    client.send('b');
+    await client.waitForLines(2);
+    expect(client.lines).toEqual([`a #${before + 1}`, `b #${before + 2}`]);
+    await client.end();
   });
 });
