@@ -207,8 +207,6 @@ export class EarwaxTransport
     this.server.on('error', (err) => {
       if (this.server.listening) this.logger.error(err);
     });
-    this.initializeSerializer(undefined);
-    this.initializeDeserializer(undefined);
   }
 
   /** The live connections of this transport's application. */
@@ -540,7 +538,7 @@ export class EarwaxTransport
     );
   }
 
-  /** @internal Called by `ctx.disconnect()` and on server-side failures. */
+  /** Called by `ctx.disconnect()` and on server-side failures. */
   private disconnect(ctx: ConnectionContext, reason: DisconnectReason): void {
     const socket = ctx.socket;
     if (ctx.state === 'pending') {
