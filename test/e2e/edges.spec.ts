@@ -12,26 +12,17 @@ import {
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import { Gate } from '../support/gate.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
 
 const JOURNAL = 'JOURNAL';
 
-/** Holds `on_disconnect` (and `hang` lines) until released; records events. */
-@Injectable()
-class Hold {
-  private release!: () => void;
-  readonly released = new Promise<void>((resolve) => (this.release = resolve));
-  free(): void {
-    this.release();
-  }
-}
-
 @Controller()
 class EdgeController {
   constructor(
     @Inject(JOURNAL) private readonly journal: Journal,
-    private readonly hold: Hold,
+    private readonly gate: Gate,
   ) {}
 
   @EarwaxEvent('on_connect')
@@ -49,7 +40,7 @@ class EdgeController {
   @EarwaxEvent('on_disconnect')
   async disconnected(@Payload() reason: string) {
     this.journal.record(`disconnect:${reason}`);
-    if (reason === 'server_shutdown') await this.hold.released;
+    if (reason === 'server_shutdown') await this.gate.open;
   }
 
   @EarwaxEvent('on_block')
@@ -73,7 +64,7 @@ describe('edge cases', () => {
   let booted: Booted | undefined;
   let journal: Journal;
   afterEach(async () => {
-    booted?.app.get(Hold).free();
+    booted?.app.get(Gate).release();
     await booted?.app.close();
     booted = undefined;
   });
@@ -87,7 +78,7 @@ describe('edge cases', () => {
       {
         imports: [EarwaxModule.forRoot(), ...(imports as never[])],
         controllers: [EdgeController],
-        providers: [{ provide: JOURNAL, useValue: journal }, Hold],
+        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
       },
       options,
     );
@@ -153,7 +144,7 @@ describe('edge cases', () => {
     expect(b.logs.find('Still busy at shutdown deadline', 'warn')).toHaveLength(
       1,
     );
-    b.app.get(Hold).free();
+    b.app.get(Gate).release();
   });
 
   it('keeps on_connect and on_disconnect paired when a client resets while the guard decides', async () => {
@@ -192,7 +183,7 @@ describe('edge cases', () => {
       {
         imports: [EarwaxModule.forRootAsync({ useClass: LimitsFactory })],
         controllers: [EdgeController],
-        providers: [{ provide: JOURNAL, useValue: journal }, Hold],
+        providers: [{ provide: JOURNAL, useValue: journal }, Gate],
       },
       { encoding: 'utf8' },
     );

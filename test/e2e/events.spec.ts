@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { once } from 'node:events';
-import { Controller, Inject, Injectable } from '@nestjs/common';
+import { Controller, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { defer, of } from 'rxjs';
 import {
@@ -15,19 +15,11 @@ import {
   EventNameError,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import { Gate } from '../support/gate.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
 
 const JOURNAL = 'JOURNAL';
-
-@Injectable()
-class Gate {
-  private opened!: () => void;
-  readonly open = new Promise<void>((resolve) => (this.opened = resolve));
-  release(): void {
-    this.opened();
-  }
-}
 
 @Controller()
 class LifecycleController {
