@@ -226,8 +226,9 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
   }
 
   private writable(what: string): boolean {
-    const socket = this.socket;
-    if (socket.writable && !socket.writableEnded) return true;
+    // `writable` is already false once the socket is ending, ended,
+    // destroyed or errored: one getter per send.
+    if (this.socket.writable) return true;
     this.logger.debug(`${what} ignored: the connection is closed.`);
     return false;
   }
