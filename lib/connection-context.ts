@@ -2,7 +2,9 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { ConnectionRegistry } from './connection.registry.js';
 import type { LineFramer } from './framing/line-framer.js';
+import type { InputRateLimiter } from './limits/input-rate-limiter.js';
 import type {
   ConnectionAddress,
   ConnectionState,
@@ -21,6 +23,7 @@ const ASCII_COMPATIBLE = new Set<BufferEncoding>([
 /** Up to this size a line is copied to add its terminator; past it, writev. */
 const COPY_LIMIT = 16 * 1024;
 const IPV4_MAPPED = '::ffff:';
+const NO_ROOMS: ReadonlySet<string> = new Set<string>();
 
 /**
  * What a connection needs from the transport that owns it.
@@ -30,18 +33,23 @@ const IPV4_MAPPED = '::ffff:';
 export interface ConnectionHost {
   encoding: BufferEncoding;
   maxOutputBuffer: number;
-  disconnect(ctx: ConnectionContext, reason: DisconnectReason): void;
-  receive(ctx: ConnectionContext, data: Buffer | string): void;
+  /** `maxOutputBuffer` is below the socket's high-water mark. */
+  checkEveryWrite: boolean;
+  readonly registry: ConnectionRegistry;
+  /** A write was buffered past the high-water mark: start its deadline. */
+  awaitDrain(ctx: AnyConnectionContext): void;
+  disconnect(ctx: AnyConnectionContext, reason: DisconnectReason): void;
+  receive(ctx: AnyConnectionContext, data: Buffer | string): void;
   receiveLine(
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
     chunk: Buffer,
     start: number,
     end: number,
   ): void;
-  lineOverflow(ctx: ConnectionContext): void;
-  ended(ctx: ConnectionContext): void;
-  closed(ctx: ConnectionContext, hadError: boolean): void;
-  failed(ctx: ConnectionContext, err: Error): void;
+  lineOverflow(ctx: AnyConnectionContext): void;
+  ended(ctx: AnyConnectionContext): void;
+  closed(ctx: AnyConnectionContext, hadError: boolean): void;
+  failed(ctx: AnyConnectionContext, err: Error): void;
 }
 
 /**
@@ -49,13 +57,29 @@ export interface ConnectionHost {
  * what `host.switchToRpc().getContext()` gives a guard, interceptor or filter.
  * It stands for `earwax_server.ConnectionContext`.
  *
- * Sends never throw: a send to a connection that is gone is a logged no-op
- * returning `false`, so a broadcast never fails because one peer died.
+ * Sends never throw and never block: output is queued in memory up to
+ * `maxOutputBuffer`, and a send to a connection that is gone is a logged
+ * no-op returning `false`, so a broadcast never fails because one peer died.
  * Contexts compare by identity; {@link ConnectionContext.id} is unique.
+ *
+ * @typeParam TData The shape of {@link ConnectionContext.data}, the state
+ *   your handlers keep for the connection (the logged-in player, say).
+ *
+ * @example
+ * ```ts
+ * interface Session { player?: Player }
+ *
+ * @EarwaxEvent('on_data')
+ * onData(@Payload() line: string, @Ctx() ctx: ConnectionContext<Session>) {
+ *   ctx.data.player ??= this.players.login(line);
+ * }
+ * ```
  *
  * @publicApi
  */
-export class ConnectionContext extends BaseRpcContext<[Socket]> {
+export class ConnectionContext<
+  TData extends object = Record<string, unknown>,
+> extends BaseRpcContext<[Socket]> {
   /** A unique id, stable for the life of the connection. */
   readonly id: string = randomUUID();
   /** The remote end as the socket reports it. */
@@ -81,8 +105,18 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
   /** @internal */ inputPaused = false;
   /** @internal */ lastError: Error | undefined = undefined;
   /** @internal */ lingerTimer: NodeJS.Timeout | undefined = undefined;
+  /** @internal Armed while output waits above the high-water mark. */
+  drainTimer: NodeJS.Timeout | undefined = undefined;
+  /** @internal Set by every chunk; read and cleared by the idle sweep. */
+  inputSeen = false;
+  /** @internal When the idle sweep last saw input; 0 before any. */
+  lastInputAt = 0;
+  /** @internal */ rateLimiter: InputRateLimiter | null = null;
+  /** @internal The rooms this connection is in; kept by the registry. */
+  roomSet: Set<string> | null = null;
 
   private _logger: Logger | undefined;
+  private _data: TData | undefined;
 
   /** The connection's socket. */
   readonly socket: Socket;
@@ -123,6 +157,45 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
   }
 
   /**
+   * Your state for this connection, typed by `TData`: an empty object until
+   * you fill it (or replace it). It lives as long as the connection, and is
+   * still there in `on_disconnect`.
+   */
+  get data(): TData {
+    return (this._data ??= {} as TData);
+  }
+  set data(value: TData) {
+    this._data = value;
+  }
+
+  /** The rooms this connection is in (see `ConnectionRegistry.join`). */
+  get rooms(): ReadonlySet<string> {
+    return this.roomSet ?? NO_ROOMS;
+  }
+
+  /**
+   * Puts this connection in a room; it leaves every room when it
+   * disconnects. The same as `registry.join(ctx, room)`.
+   *
+   * @param room The room's name.
+   * @returns Whether it joined (`false` if it was already in the room or is
+   *   no longer open).
+   */
+  join(room: string): boolean {
+    return this.host.registry.join(this, room);
+  }
+
+  /**
+   * Takes this connection out of a room.
+   *
+   * @param room The room's name.
+   * @returns Whether it was in the room.
+   */
+  leave(room: string): boolean {
+    return this.host.registry.leave(this, room);
+  }
+
+  /**
    * Sends a line: the text, encoded with the transport's `encoding` (UTF-8 by
    * default), then the two bytes `\r\n`.
    *
@@ -131,8 +204,7 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
    */
   sendString(text: string): boolean {
     if (!this.writable('sendString')) return false;
-    this.writeTextLine(text, this.host.encoding);
-    return this.checkOutput();
+    return this.checkOutput(this.writeTextLine(text, this.host.encoding));
   }
 
   /**
@@ -148,22 +220,23 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
   sendBytes(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
     if (!this.writable('sendBytes')) return false;
     const socket = this.socket;
+    let ok: boolean;
     if (typeof data === 'string') {
-      this.writeTextLine(data, encoding ?? this.host.encoding);
+      ok = this.writeTextLine(data, encoding ?? this.host.encoding);
     } else if (data.length <= COPY_LIMIT) {
       // One small copy and one write beat a corked two-buffer writev.
       const line = Buffer.allocUnsafe(data.length + 2);
       line.set(data);
       line[data.length] = 0x0d;
       line[data.length + 1] = 0x0a;
-      socket.write(line);
+      ok = socket.write(line);
     } else {
       socket.cork();
       socket.write(data);
-      socket.write(CRLF);
+      ok = socket.write(CRLF);
       socket.uncork();
     }
-    return this.checkOutput();
+    return this.checkOutput(ok);
   }
 
   /**
@@ -175,12 +248,11 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
    */
   sendRaw(data: Uint8Array | string): boolean {
     if (!this.writable('sendRaw')) return false;
-    if (typeof data === 'string') {
-      this.socket.write(data, this.host.encoding);
-    } else {
-      this.socket.write(data);
-    }
-    return this.checkOutput();
+    return this.checkOutput(
+      typeof data === 'string'
+        ? this.socket.write(data, this.host.encoding)
+        : this.socket.write(data),
+    );
   }
 
   /**
@@ -214,15 +286,15 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
   }
 
   /** Writes text and an ASCII `\r\n`, in one write where the encoding allows. */
-  private writeTextLine(text: string, encoding: BufferEncoding): void {
+  private writeTextLine(text: string, encoding: BufferEncoding): boolean {
     if (ASCII_COMPATIBLE.has(encoding)) {
-      this.socket.write(text + '\r\n', encoding);
-      return;
+      return this.socket.write(text + '\r\n', encoding);
     }
     this.socket.cork();
     this.socket.write(text, encoding);
-    this.socket.write(CRLF);
+    const ok = this.socket.write(CRLF);
     this.socket.uncork();
+    return ok;
   }
 
   private writable(what: string): boolean {
@@ -233,9 +305,26 @@ export class ConnectionContext extends BaseRpcContext<[Socket]> {
     return false;
   }
 
-  private checkOutput(): boolean {
-    if (this.socket.writableLength <= this.host.maxOutputBuffer) return true;
-    this.host.disconnect(this, 'slow_consumer');
-    return false;
+  /**
+   * Applies the slow-consumer policy after a write: `ok` is what
+   * `socket.write` returned (false once output is above the high-water mark),
+   * so a reading peer costs no further check.
+   */
+  private checkOutput(ok: boolean): boolean {
+    if (ok && !this.host.checkEveryWrite) return true;
+    if (this.socket.writableLength > this.host.maxOutputBuffer) {
+      this.host.disconnect(this, 'slow_consumer');
+      return false;
+    }
+    if (!ok && this.drainTimer === undefined) this.host.awaitDrain(this);
+    return true;
   }
 }
+
+/**
+ * A connection whatever the type of its `data`: what APIs that take any
+ * player's connection accept.
+ *
+ * @publicApi
+ */
+export type AnyConnectionContext = ConnectionContext<object>;

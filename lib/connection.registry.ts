@@ -1,5 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import type { ConnectionContext } from './connection-context.js';
+import {
+  ConnectionContext,
+  type AnyConnectionContext,
+} from './connection-context.js';
 
 /**
  * Options of {@link ConnectionRegistry.broadcast}.
@@ -7,26 +10,33 @@ import type { ConnectionContext } from './connection-context.js';
  * @publicApi
  */
 export interface BroadcastOptions {
-  /** A connection to leave out, usually the sender. */
-  except?: ConnectionContext;
+  /** Send only to the members of this room. */
+  room?: string;
+  /** A connection (or several) to leave out, usually the sender. */
+  except?: AnyConnectionContext | Iterable<AnyConnectionContext>;
   /**
-   * How to encode the text.
+   * How to encode a string.
    * @default 'utf8'
    */
   encoding?: BufferEncoding;
 }
 
 /**
- * The live (admitted, not yet disconnecting) connections: the NestJS form of
- * `earwax_server.Server.connections`, without a mutable array to corrupt.
- * Inject it anywhere. A connection is in it before `on_connect` runs and out
- * of it before `on_disconnect` runs.
+ * The live (admitted, not yet disconnecting) connections and their rooms:
+ * the NestJS form of `earwax_server.Server.connections`, without a mutable
+ * array to corrupt. Inject it anywhere (a service, a scheduler, an HTTP
+ * controller of a hybrid app). A connection is in it before `on_connect`
+ * runs and out of it, and of every room, before `on_disconnect` runs.
+ *
+ * Rooms are named groups (a zone, a channel, a party): a room exists while
+ * it has members.
  *
  * @publicApi
  */
 @Injectable()
 export class ConnectionRegistry implements Iterable<ConnectionContext> {
   private readonly connections = new Map<string, ConnectionContext>();
+  private readonly roomMembers = new Map<string, Set<AnyConnectionContext>>();
 
   /** How many connections are live. */
   get size(): number {
@@ -75,31 +85,138 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
   }
 
   /**
-   * Sends one line to every live connection (but `except`), encoding it
-   * once. Connections that are gone are skipped; nothing throws.
+   * Puts a live connection in a room (creating the room).
    *
-   * @param text The line, without its terminator.
-   * @param options `except`: a connection to leave out, usually the sender;
-   *   `encoding`: how to encode `text` (default UTF-8).
+   * @param ctx The connection.
+   * @param room The room's name.
+   * @returns Whether it joined: `false` if it was already a member, or is
+   *   not live.
+   */
+  join(ctx: AnyConnectionContext, room: string): boolean {
+    if (this.connections.get(ctx.id) !== ctx) return false;
+    const rooms = (ctx.roomSet ??= new Set());
+    if (rooms.has(room)) return false;
+    rooms.add(room);
+    let members = this.roomMembers.get(room);
+    if (!members) this.roomMembers.set(room, (members = new Set()));
+    members.add(ctx);
+    return true;
+  }
+
+  /**
+   * Takes a connection out of a room (removing the room when it empties).
+   *
+   * @param ctx The connection.
+   * @param room The room's name.
+   * @returns Whether it was a member.
+   */
+  leave(ctx: AnyConnectionContext, room: string): boolean {
+    if (!ctx.roomSet?.delete(room)) return false;
+    const members = this.roomMembers.get(room);
+    if (members) {
+      members.delete(ctx);
+      if (members.size === 0) this.roomMembers.delete(room);
+    }
+    return true;
+  }
+
+  /** The rooms that have members, in the order they were created. */
+  rooms(): string[] {
+    return [...this.roomMembers.keys()];
+  }
+
+  /**
+   * The members of a room, in the order they joined.
+   *
+   * @param room The room's name.
+   * @returns An empty array for a room without members.
+   */
+  members(room: string): ConnectionContext[] {
+    const members = this.roomMembers.get(room);
+    return members ? ([...members] as ConnectionContext[]) : [];
+  }
+
+  /**
+   * How many connections are in a room.
+   *
+   * @param room The room's name.
+   */
+  roomSize(room: string): number {
+    return this.roomMembers.get(room)?.size ?? 0;
+  }
+
+  /**
+   * Sends one line to every live connection, or to a room's members, but
+   * `except`. The line is encoded once and the same bytes are queued to
+   * every connection, so a broadcast to 10,000 players costs one encode and
+   * holds one copy in memory. Sends never block: a connection that does not
+   * read is dropped by its own output limit, and one that is gone is
+   * skipped; nothing throws.
+   *
+   * @param data The line, without its terminator: text, or bytes sent as
+   *   they are.
+   * @param options `room`: only its members; `except`: connections to leave
+   *   out, usually the sender; `encoding`: how to encode text (UTF-8).
    * @returns How many connections it was queued to.
    */
-  broadcast(text: string, options: BroadcastOptions = {}): number {
-    const { except, encoding = 'utf8' } = options;
-    const line = Buffer.from(text + '\r\n', encoding);
+  broadcast(data: string | Uint8Array, options: BroadcastOptions = {}): number {
+    const { room, except, encoding = 'utf8' } = options;
+    const targets: Iterable<AnyConnectionContext> | undefined =
+      room === undefined
+        ? this.connections.values()
+        : this.roomMembers.get(room);
+    if (!targets) return 0;
+    let line: Buffer;
+    if (typeof data === 'string') {
+      line = Buffer.from(data + '\r\n', encoding);
+    } else {
+      line = Buffer.allocUnsafe(data.length + 2);
+      line.set(data);
+      line[data.length] = 0x0d;
+      line[data.length + 1] = 0x0a;
+    }
+    const skip = excluded(except);
     let sent = 0;
-    for (const ctx of this.connections.values()) {
-      if (ctx !== except && ctx.sendRaw(line)) sent++;
+    for (const ctx of targets) {
+      if (skip !== undefined && (skip === ctx || isIn(skip, ctx))) continue;
+      if (ctx.sendRaw(line)) sent++;
     }
     return sent;
   }
 
   /** @internal */
-  add(ctx: ConnectionContext): void {
-    this.connections.set(ctx.id, ctx);
+  add(ctx: AnyConnectionContext): void {
+    this.connections.set(ctx.id, ctx as ConnectionContext);
   }
 
-  /** @internal */
-  delete(ctx: ConnectionContext): void {
+  /** @internal Removes a connection, and takes it out of every room. */
+  delete(ctx: AnyConnectionContext): void {
     this.connections.delete(ctx.id);
+    const rooms = ctx.roomSet;
+    if (rooms === null) return;
+    for (const room of rooms) {
+      const members = this.roomMembers.get(room);
+      if (!members) continue;
+      members.delete(ctx);
+      if (members.size === 0) this.roomMembers.delete(room);
+    }
+    // The set stays readable (`ctx.rooms` in on_disconnect shows where the
+    // player was) but is detached from the registry.
   }
+}
+
+function excluded(
+  except: BroadcastOptions['except'],
+): AnyConnectionContext | ReadonlySet<AnyConnectionContext> | undefined {
+  if (except === undefined || except instanceof ConnectionContext) {
+    return except;
+  }
+  return new Set(except);
+}
+
+function isIn(
+  skip: AnyConnectionContext | ReadonlySet<AnyConnectionContext>,
+  ctx: AnyConnectionContext,
+): boolean {
+  return skip instanceof Set && skip.has(ctx);
 }

@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { ModuleRef, ModulesContainer } from '@nestjs/core';
 import type { Subscription } from 'rxjs';
+import { BlockListService } from './block-list.service.js';
 import { EARWAX_MODULE_OPTIONS } from './constants.js';
 import { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
@@ -13,7 +14,8 @@ import { EarwaxTransport } from './earwax.transport.js';
 import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options.interface.js';
 
 /**
- * Hands the application's `ConnectionGuard` and `ConnectionRegistry` to every
+ * Hands the application's `ConnectionGuard`, `ConnectionRegistry` and
+ * `BlockListService` to every
  * `EarwaxTransport` the application runs, so `main.ts` needs no factory
  * wiring. Nest records each microservice's strategy in the modules
  * container's RPC target registry (a replaying stream, per application);
@@ -30,6 +32,7 @@ export class EarwaxBinder implements OnModuleDestroy {
     private readonly modules: ModulesContainer,
     private readonly moduleRef: ModuleRef,
     private readonly registry: ConnectionRegistry,
+    private readonly blockList: BlockListService,
     @Inject(EARWAX_MODULE_OPTIONS)
     private readonly defaults: EarwaxTransportDefaults | null,
   ) {
@@ -53,6 +56,7 @@ export class EarwaxBinder implements OnModuleDestroy {
         target.bind({
           guard: this.findGuard(),
           registry: this.registry,
+          blockList: this.blockList,
           defaults: this.defaults ?? undefined,
         });
       }

@@ -4,6 +4,7 @@ import {
   Module,
   type Provider,
 } from '@nestjs/common';
+import { BlockListService } from './block-list.service.js';
 import { EARWAX_MODULE_OPTIONS } from './constants.js';
 import { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
@@ -17,7 +18,8 @@ import type {
 
 /**
  * Connects Earwax to dependency injection: provides the
- * `ConnectionRegistry` everywhere and hands it, with the application's
+ * `ConnectionRegistry` (connections and rooms) and the `BlockListService`
+ * (bans) everywhere, and hands them, with the application's
  * `ConnectionGuard`, to every `EarwaxTransport` the application runs. Import
  * it once, in the root module; it is global.
  *
@@ -94,12 +96,14 @@ export class EarwaxModule {
   ): DynamicModule {
     const providers: Provider[] = [
       ConnectionRegistry,
+      BlockListService,
       EarwaxBinder,
       optionsProvider,
       ...extra,
     ];
     const exports: Array<Provider | typeof ConnectionGuard> = [
       ConnectionRegistry,
+      BlockListService,
     ];
     if (guard) {
       providers.push({ provide: ConnectionGuard, useClass: guard });

@@ -11,7 +11,10 @@ import {
   type Socket,
 } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { isObservable, lastValueFrom } from 'rxjs';
+import { BlockListService } from './block-list.service.js';
 import {
   BUILT_IN_EVENTS,
   EARWAX_DEFAULTS,
@@ -23,17 +26,26 @@ import {
 } from './constants.js';
 import {
   ConnectionContext,
+  type AnyConnectionContext,
   type ConnectionHost,
 } from './connection-context.js';
 import type { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
 import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
+import { ConnectionLimits } from './limits/connection-limits.js';
+import {
+  InputRateLimiter,
+  type InputRate,
+  type RateVerdict,
+} from './limits/input-rate-limiter.js';
 import type {
   BlockReason,
   DisconnectReason,
 } from './interfaces/connection.interface.js';
 import type {
+  ConnectionRateOptions,
+  EarwaxMessages,
   EarwaxTransportOptions,
   FramingMode,
   HandlerErrorPolicy,
@@ -74,6 +86,7 @@ export type EarwaxServerEvents = {
 export interface EarwaxBindings {
   guard?: ConnectionGuard;
   registry: ConnectionRegistry;
+  blockList?: BlockListService;
   defaults?: EarwaxTransportOptions;
 }
 
@@ -96,9 +109,17 @@ interface Settings {
   encoding: BufferEncoding | undefined;
   maxLineLength: number;
   overlongLinePolicy: OverlongLinePolicy;
-  overlongLineMessage: string | false;
   deliverPartialLineOnEnd: boolean;
   maxOutputBuffer: number;
+  writeTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number | false;
+  connectionRate: ConnectionRateOptions | RateLimiterAbstract | false;
+  idleTimeout: number | false;
+  firstInputTimeout: number | false;
+  inputRate: InputRate | null;
+  blockList: readonly string[];
+  messages: EarwaxMessages;
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
   logConnections: boolean;
@@ -107,7 +128,17 @@ interface Settings {
 }
 
 const kContext = Symbol('earwax:context');
-type TrackedSocket = Socket & { [kContext]?: ConnectionContext };
+/** Queued events one connection handles before others get a turn. */
+const FAIR_SHARE = 64;
+/** Node's default `writableHighWaterMark` for sockets. */
+const SOCKET_HIGH_WATER_MARK = 16 * 1024;
+const BLOCK_MESSAGE: Partial<Record<BlockReason, keyof EarwaxMessages>> = {
+  server_full: 'serverFull',
+  blocked: 'blocked',
+  too_many_connections: 'tooManyConnections',
+  rate_limited: 'rateLimited',
+};
+type TrackedSocket = Socket & { [kContext]?: AnyConnectionContext };
 
 /**
  * A NestJS custom transport that runs a raw-TCP game server: the NestJS form
@@ -149,12 +180,15 @@ export class EarwaxTransport
   private settings: Settings;
   private guard: ConnectionGuard | undefined;
   private registry: ConnectionRegistry;
+  private blocks: BlockListService;
+  private limits: ConnectionLimits;
+  private idleSweep: NodeJS.Timeout | undefined;
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
   private readonly chains = new Map<string, readonly HandlerEntry[]>();
   private handlerSeq = 0;
   private hasProcessingHooks = false;
   /** Every accepted socket whose connection has not fully ended. */
-  private readonly live = new Set<ConnectionContext>();
+  private readonly live = new Set<AnyConnectionContext>();
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private onLiveEmpty: (() => void) | undefined;
@@ -170,18 +204,50 @@ export class EarwaxTransport
     this.settings = resolveSettings(options);
     this.guard = options.guard;
     this.registry = options.registry ?? new ConnectionRegistry();
+    this.blocks = new BlockListService(this.registry);
+    this.addConfiguredBans(this.blocks, this.settings.blockList);
+    this.limits = this.createLimits();
     for (const name of options.eventTypes ?? []) this.registerEventType(name);
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const transport = this;
     // One object for every connection of this transport: the callbacks its
     // sockets need, without a closure per connection.
     this.connectionHost = {
       encoding: this.settings.encoding ?? 'utf8',
       maxOutputBuffer: this.settings.maxOutputBuffer,
+      checkEveryWrite: this.settings.maxOutputBuffer < SOCKET_HIGH_WATER_MARK,
+      get registry() {
+        return transport.registry;
+      },
+      awaitDrain: (ctx) => {
+        ctx.drainTimer = setTimeout(
+          onDrainTimeout,
+          this.settings.writeTimeout,
+          ctx,
+        );
+        ctx.socket.once('drain', onSocketDrain);
+      },
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
       receive: (ctx, data) => {
-        if (ctx.state === 'open') this.enqueue(ctx, 'on_data', data);
+        if (ctx.state !== 'open') return;
+        ctx.inputSeen = true;
+        const limiter = ctx.rateLimiter;
+        if (limiter !== null) {
+          limiter.refill(Date.now());
+          const verdict = limiter.take(data.length);
+          if (verdict !== 'pass') return this.overRate(ctx, verdict);
+        }
+        this.enqueue(ctx, 'on_data', data);
       },
-      receiveLine: (ctx, chunk, start, end) =>
-        this.enqueue(ctx, 'on_data', this.decodeLine(chunk, start, end)),
+      receiveLine: (ctx, chunk, start, end) => {
+        const limiter = ctx.rateLimiter;
+        if (limiter !== null) {
+          // The terminator counts: an empty line is not free.
+          const verdict = limiter.take(end - start + 1);
+          if (verdict !== 'pass') return this.overRate(ctx, verdict);
+        }
+        this.enqueue(ctx, 'on_data', this.decodeLine(chunk, start, end));
+      },
       lineOverflow: (ctx) => this.lineTooLong(ctx),
       ended: (ctx) => this.finish(ctx, 'client_closed'),
       closed: (ctx, hadError) => {
@@ -215,6 +281,14 @@ export class EarwaxTransport
   }
 
   /**
+   * The block list this transport checks: the application's
+   * `BlockListService` under `EarwaxModule`, else the transport's own.
+   */
+  get blockList(): BlockListService {
+    return this.blocks;
+  }
+
+  /**
    * The address the server is bound to, once listening (read the real port
    * here after listening on port 0).
    */
@@ -244,8 +318,17 @@ export class EarwaxTransport
         ...bindings.defaults,
         ...this.ownOptions,
       });
-      this.connectionHost.encoding = this.settings.encoding ?? 'utf8';
-      this.connectionHost.maxOutputBuffer = this.settings.maxOutputBuffer;
+      const host = this.connectionHost;
+      host.encoding = this.settings.encoding ?? 'utf8';
+      host.maxOutputBuffer = this.settings.maxOutputBuffer;
+      host.checkEveryWrite =
+        this.settings.maxOutputBuffer < SOCKET_HIGH_WATER_MARK;
+      if (this.live.size === 0) this.limits = this.createLimits();
+    }
+    if (bindings.blockList && bindings.blockList !== this.blocks) {
+      this.blocks.onModuleDestroy();
+      this.blocks = bindings.blockList;
+      this.addConfiguredBans(this.blocks, this.settings.blockList);
     }
   }
 
@@ -294,7 +377,7 @@ export class EarwaxTransport
    */
   dispatchEvent(
     name: string,
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
     data?: unknown,
   ): Promise<boolean> {
     if (!this.eventTypes.has(name)) {
@@ -390,6 +473,7 @@ export class EarwaxTransport
     };
     const onListening = () => {
       this.server.off('error', onError);
+      this.startIdleSweep();
       this._status$.next(EarwaxStatus.LISTENING);
       const bound = this.address();
       this.logger.log(
@@ -462,10 +546,37 @@ export class EarwaxTransport
     this.live.add(ctx);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    const { noDelay, keepAlive } = this.settings;
+    const { noDelay, keepAlive, maxConnections } = this.settings;
     if (noDelay) socket.setNoDelay(true);
     if (keepAlive !== false) socket.setKeepAlive(true, keepAlive);
 
+    // Cheapest and most certain checks first; every held socket counts.
+    const ip = ctx.hostname;
+    const withinIpLimit = this.limits.hold(ip);
+    if (this.live.size > maxConnections) {
+      this.block(ctx, 'server_full');
+    } else if (this.blocks.isBlocked(ip)) {
+      this.block(ctx, 'blocked');
+    } else if (!withinIpLimit) {
+      this.block(ctx, 'too_many_connections');
+    } else {
+      const withinRate = this.limits.consume(ip);
+      if (withinRate === true) {
+        this.askGuard(ctx);
+      } else {
+        void withinRate.then((allowed) => {
+          if (allowed) this.askGuard(ctx);
+          else this.block(ctx, 'rate_limited');
+        });
+      }
+    }
+  }
+
+  private askGuard(ctx: AnyConnectionContext): void {
+    if (ctx.socket.destroyed || this.closing) {
+      ctx.socket.destroy();
+      return;
+    }
     const guard = this.guard;
     if (!guard) {
       this.admit(ctx, true);
@@ -473,7 +584,7 @@ export class EarwaxTransport
     }
     let verdict: boolean | Promise<boolean>;
     try {
-      verdict = guard.canConnect(ctx);
+      verdict = guard.canConnect(ctx as ConnectionContext);
     } catch (err) {
       this.block(ctx, 'guard_error', err);
       return;
@@ -488,7 +599,7 @@ export class EarwaxTransport
     }
   }
 
-  private admit(ctx: ConnectionContext, allowed: boolean): void {
+  private admit(ctx: AnyConnectionContext, allowed: boolean): void {
     const socket = ctx.socket;
     if (socket.destroyed || this.closing) {
       // Gone (or shutting down) while the guard decided: never admitted.
@@ -499,16 +610,28 @@ export class EarwaxTransport
       this.block(ctx, 'refused');
       return;
     }
+    // Banned while an async limiter or guard was deciding: a ban kicks only
+    // admitted connections, so it is checked again here.
+    if (this.blocks.isBlocked(ctx.hostname)) {
+      this.block(ctx, 'blocked');
+      return;
+    }
     ctx.state = 'open';
     this.registry.add(ctx);
+    const inputRate = this.settings.inputRate;
+    if (inputRate !== null) {
+      ctx.rateLimiter = new InputRateLimiter(inputRate, Date.now());
+    }
     if (this.settings.framing === 'line') {
       ctx.framer = new LineFramer(this.settings.maxLineLength);
       socket.on('data', onLineData);
     } else if (this.settings.encoding) {
       const decoder = new StringDecoder(this.settings.encoding);
-      socket.on('data', (chunk: Buffer) =>
-        this.connectionHost.receive(ctx, decoder.write(chunk)),
-      );
+      socket.on('data', (chunk: Buffer) => {
+        const text = decoder.write(chunk);
+        // A chunk ending mid-character decodes to nothing: no empty event.
+        if (text.length > 0) this.connectionHost.receive(ctx, text);
+      });
     } else {
       socket.on('data', onRawData);
     }
@@ -519,27 +642,53 @@ export class EarwaxTransport
   }
 
   private block(
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
     reason: BlockReason,
     err?: unknown,
   ): void {
     const socket = ctx.socket;
-    if (reason === 'guard_error') {
-      ctx.logger.error(
-        `ConnectionGuard failed; connection refused: ${describe(err)}`,
-        err instanceof Error ? err.stack : undefined,
-      );
-    } else if (this.settings.logConnections) {
-      ctx.logger.log('Connection blocked.');
+    switch (reason) {
+      case 'guard_error':
+        ctx.logger.error(
+          `ConnectionGuard failed; connection refused: ${describe(err)}`,
+          err instanceof Error ? err.stack : undefined,
+        );
+        break;
+      case 'server_full':
+        ctx.logger.warn(
+          `Connection refused (server_full): ${this.settings.maxConnections} connections held.`,
+        );
+        break;
+      case 'too_many_connections':
+        ctx.logger.warn(
+          `Connection refused (too_many_connections): ${this.limits.heldBy(ctx.hostname) - 1} held from ${ctx.hostname}, at most ${String(this.settings.maxConnectionsPerIp)}.`,
+        );
+        break;
+      case 'rate_limited':
+        ctx.logger.warn(
+          `Connection refused (rate_limited): ${ctx.hostname} opens connections too fast.`,
+        );
+        break;
+      default:
+        if (this.settings.logConnections) {
+          ctx.logger.log(`Connection refused (${reason}).`);
+        }
     }
     if (socket.destroyed) return;
-    void this.process(ctx, 'on_block', reason, false).then(() =>
-      this.endSocket(ctx),
-    );
+    void this.process(ctx, 'on_block', reason, false).then((handled) => {
+      // A handler that returns EVENT_HANDLED has said what it wanted to.
+      const key = BLOCK_MESSAGE[reason];
+      const message = key && !handled ? this.settings.messages[key] : false;
+      if (message !== false) ctx.sendString(message);
+      this.endSocket(ctx);
+    });
   }
 
   /** Called by `ctx.disconnect()` and on server-side failures. */
-  private disconnect(ctx: ConnectionContext, reason: DisconnectReason): void {
+  private disconnect(
+    ctx: AnyConnectionContext,
+    reason: DisconnectReason,
+  ): void {
     const socket = ctx.socket;
     if (ctx.state === 'pending') {
       // A refused connection: it is being closed after on_block anyway.
@@ -562,7 +711,7 @@ export class EarwaxTransport
    * `on_disconnect` queued. The only way a connection stops being open, so
    * `on_disconnect` runs exactly once per `on_connect`.
    */
-  private finish(ctx: ConnectionContext, reason: DisconnectReason): void {
+  private finish(ctx: AnyConnectionContext, reason: DisconnectReason): void {
     if (ctx.state !== 'open') return;
     ctx.state = 'closing';
     ctx.disconnectReason = reason;
@@ -585,7 +734,7 @@ export class EarwaxTransport
   }
 
   /** After `on_disconnect` has run: close our side, and forget the context. */
-  private finalize(ctx: ConnectionContext): void {
+  private finalize(ctx: AnyConnectionContext): void {
     ctx.state = 'closed';
     ctx.queue = null;
     ctx.framer = null;
@@ -594,7 +743,7 @@ export class EarwaxTransport
   }
 
   /** Flushes and closes our side; destroys the socket if the peer lingers. */
-  private endSocket(ctx: ConnectionContext): void {
+  private endSocket(ctx: AnyConnectionContext): void {
     const socket = ctx.socket;
     if (socket.destroyed) {
       this.settle(ctx);
@@ -606,20 +755,25 @@ export class EarwaxTransport
     socket.resume();
     if (!socket.writableEnded) socket.end();
     if (!ctx.lingerTimer) {
-      ctx.lingerTimer = setTimeout(
-        () => socket.destroy(),
-        this.settings.lingerTimeout,
-      );
+      const { lingerTimeout, writeTimeout } = this.settings;
+      // Output still queued gets the slow-consumer deadline to flush first.
+      const wait =
+        socket.writableLength > 0
+          ? writeTimeout + lingerTimeout
+          : lingerTimeout;
+      ctx.lingerTimer = setTimeout(destroySocket, wait, socket);
       ctx.lingerTimer.unref();
     }
   }
 
   /** Forgets a context once its socket is closed and its events are done. */
-  private settle(ctx: ConnectionContext): void {
+  private settle(ctx: AnyConnectionContext): void {
     if (!ctx.socket.destroyed) return;
     if (ctx.state === 'open' || ctx.state === 'closing') return;
     if (!this.live.delete(ctx)) return;
+    this.limits.release(ctx.hostname);
     if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
+    if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
     if (this.live.size === 0) this.onLiveEmpty?.();
   }
 
@@ -636,15 +790,12 @@ export class EarwaxTransport
       : chunk.subarray(start, end);
   }
 
-  private lineTooLong(ctx: ConnectionContext): void {
-    const { maxLineLength, overlongLinePolicy, overlongLineMessage } =
-      this.settings;
+  private lineTooLong(ctx: AnyConnectionContext): void {
+    const { maxLineLength, overlongLinePolicy, messages } = this.settings;
     ctx.logger.warn(
       `Line longer than ${maxLineLength} bytes: ${overlongLinePolicy === 'disconnect' ? 'disconnecting' : 'discarded'}.`,
     );
-    if (overlongLineMessage !== false) {
-      ctx.sendString(overlongLineMessage);
-    }
+    if (messages.lineTooLong !== false) ctx.sendString(messages.lineTooLong);
     if (overlongLinePolicy === 'disconnect')
       this.disconnect(ctx, 'line_too_long');
   }
@@ -654,7 +805,11 @@ export class EarwaxTransport
    * idle. Reading pauses while too many events wait, so a flood slows the
    * client down through TCP instead of filling memory.
    */
-  private enqueue(ctx: ConnectionContext, event: string, data: unknown): void {
+  private enqueue(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+  ): void {
     if (!ctx.busy) {
       ctx.busy = true;
       void this.process(ctx, event, data, true);
@@ -682,11 +837,12 @@ export class EarwaxTransport
    * @returns Whether the (last) event was handled; never rejects.
    */
   private async process(
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
     event: string,
     data: unknown,
     drainQueue: boolean,
   ): Promise<boolean> {
+    let streak = 0;
     for (;;) {
       let handled = false;
       const chain = this.chains.get(event);
@@ -717,10 +873,22 @@ export class EarwaxTransport
         this.finalize(ctx);
         return handled;
       }
-      const queue = ctx.queue;
+      let queue = ctx.queue;
       if (queue === null || queue.length === 0) {
         ctx.busy = false;
         return handled;
+      }
+      if (++streak === FAIR_SHARE) {
+        // Handlers that finish at once never give the event loop a turn: a
+        // connection with a long backlog (a chunk can hold thousands of
+        // lines) would keep every other connection waiting until it is done.
+        streak = 0;
+        await nextTurn();
+        queue = ctx.queue;
+        if (queue === null || queue.length === 0) {
+          ctx.busy = false;
+          return handled;
+        }
       }
       event = queue.shift() as string;
       data = queue.shift();
@@ -735,7 +903,7 @@ export class EarwaxTransport
   private invokeWithHooks(
     handler: MessageHandler,
     data: unknown,
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
   ): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
       // Our own once-only runner: Nest 11's Server has no
@@ -770,7 +938,7 @@ export class EarwaxTransport
   private handlerFailed(
     entry: HandlerEntry,
     event: string,
-    ctx: ConnectionContext,
+    ctx: AnyConnectionContext,
     err: unknown,
   ): void {
     const disconnect =
@@ -781,6 +949,94 @@ export class EarwaxTransport
     if (disconnect) this.disconnect(ctx, 'error');
   }
 
+  /** A line (or raw chunk) over the connection's input rate. */
+  private overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void {
+    const { messages, inputRate } = this.settings;
+    if (verdict === 'warn') {
+      ctx.logger.warn('Input over its rate limit: dropping lines.');
+      if (messages.floodWarning !== false) {
+        ctx.sendString(messages.floodWarning);
+      }
+    } else if (verdict === 'flood') {
+      ctx.logger.warn(
+        `Still over its input rate after ${inputRate?.dropsBeforeDisconnect ?? 0} dropped lines: disconnecting (flood).`,
+      );
+      if (messages.flood !== false) ctx.sendString(messages.flood);
+      this.disconnect(ctx, 'flood');
+    }
+  }
+
+  /**
+   * One timer per transport checks every connection for the idle and
+   * first-input timeouts, rather than one timer per connection: input only
+   * sets a flag, so the hot path pays nothing and an idle connection holds
+   * no timer.
+   */
+  private startIdleSweep(): void {
+    const { idleTimeout, firstInputTimeout } = this.settings;
+    const shortest = Math.min(
+      idleTimeout === false ? Infinity : idleTimeout,
+      firstInputTimeout === false ? Infinity : firstInputTimeout,
+    );
+    if (shortest === Infinity || this.idleSweep) return;
+    const every = Math.min(5000, Math.max(10, Math.floor(shortest / 8)));
+    this.idleSweep = setInterval(() => this.sweepIdle(), every);
+    this.idleSweep.unref();
+  }
+
+  private stopIdleSweep(): void {
+    clearInterval(this.idleSweep);
+    this.idleSweep = undefined;
+  }
+
+  private sweepIdle(): void {
+    const { idleTimeout, firstInputTimeout } = this.settings;
+    const now = Date.now();
+    for (const ctx of this.live) {
+      if (ctx.state !== 'open') continue;
+      if (ctx.inputSeen) {
+        ctx.inputSeen = false;
+        ctx.lastInputAt = now;
+      } else if (ctx.lastInputAt === 0) {
+        if (
+          firstInputTimeout !== false &&
+          now - ctx.connectedAt >= firstInputTimeout
+        ) {
+          this.dropIdle(ctx, `No input within ${firstInputTimeout} ms`);
+        }
+      } else if (
+        idleTimeout !== false &&
+        now - ctx.lastInputAt >= idleTimeout
+      ) {
+        this.dropIdle(ctx, `No input for ${idleTimeout} ms`);
+      }
+    }
+  }
+
+  private dropIdle(ctx: AnyConnectionContext, why: string): void {
+    ctx.logger.log(`${why}: disconnecting (idle).`);
+    const message = this.settings.messages.idle;
+    if (message !== false) ctx.sendString(message);
+    this.disconnect(ctx, 'idle');
+  }
+
+  private createLimits(): ConnectionLimits {
+    return new ConnectionLimits(
+      this.settings.maxConnectionsPerIp,
+      this.settings.connectionRate,
+      this.logger,
+    );
+  }
+
+  private addConfiguredBans(
+    blocks: BlockListService,
+    targets: readonly string[],
+  ): void {
+    for (const target of targets) {
+      blocks.ban(target, { reason: 'configured', kick: false });
+    }
+  }
+
   private async shutdown(): Promise<void> {
     this.closing = true;
     this._status$.next(EarwaxStatus.CLOSING);
@@ -788,9 +1044,15 @@ export class EarwaxTransport
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
     });
+    this.stopIdleSweep();
+    const goodbye = this.settings.messages.shutdown;
     for (const ctx of [...this.live]) {
-      if (ctx.state === 'pending') ctx.socket.destroy();
-      else this.disconnect(ctx, 'server_shutdown');
+      if (ctx.state === 'pending') {
+        ctx.socket.destroy();
+        continue;
+      }
+      if (goodbye !== false && ctx.state === 'open') ctx.sendString(goodbye);
+      this.disconnect(ctx, 'server_shutdown');
     }
     if (this.live.size > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -803,7 +1065,13 @@ export class EarwaxTransport
       for (const ctx of this.live) {
         ctx.logger.warn('Still busy at shutdown deadline; destroyed.');
         ctx.state = 'closed';
+        // The application is going away: a handler that finishes later must
+        // not start its connection's queued on_disconnect.
+        ctx.queue = null;
         ctx.socket.destroy();
+        this.limits.release(ctx.hostname);
+        if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
+        if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
       }
       this.live.clear();
     }
@@ -814,12 +1082,16 @@ export class EarwaxTransport
 
 // Listeners shared by every socket (one function each, not one closure per
 // connection): each finds its connection through the socket.
-function contextOf(socket: TrackedSocket): ConnectionContext {
-  return socket[kContext] as ConnectionContext;
+function contextOf(socket: TrackedSocket): AnyConnectionContext {
+  return socket[kContext] as AnyConnectionContext;
 }
 function onLineData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
-  if (ctx.state === 'open') ctx.framer?.push(chunk, ctx);
+  if (ctx.state !== 'open') return;
+  ctx.inputSeen = true;
+  // One clock read per chunk; each line then only takes tokens.
+  ctx.rateLimiter?.refill(Date.now());
+  ctx.framer?.push(chunk, ctx);
 }
 function onRawData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
@@ -836,6 +1108,22 @@ function onSocketClose(this: TrackedSocket, hadError: boolean): void {
 function onSocketError(this: TrackedSocket, err: Error): void {
   const ctx = contextOf(this);
   ctx.host.failed(ctx, err);
+}
+function onSocketDrain(this: TrackedSocket): void {
+  const ctx = contextOf(this);
+  clearTimeout(ctx.drainTimer);
+  ctx.drainTimer = undefined;
+}
+function onDrainTimeout(ctx: AnyConnectionContext): void {
+  ctx.drainTimer = undefined;
+  if (ctx.state !== 'open') return;
+  ctx.logger.warn(
+    'Output did not drain within writeTimeout (the client reads too slowly): disconnecting (slow_consumer).',
+  );
+  ctx.host.disconnect(ctx, 'slow_consumer');
+}
+function destroySocket(socket: Socket): void {
+  socket.destroy();
 }
 
 function isThenable(value: unknown): value is PromiseLike<boolean> {
@@ -877,15 +1165,49 @@ function resolveSettings(options: EarwaxTransportOptions): Settings {
     encoding: options.encoding,
     maxLineLength,
     overlongLinePolicy: options.overlongLinePolicy ?? 'disconnect',
-    overlongLineMessage:
-      options.overlongLineMessage ??
-      `Line too long (at most ${maxLineLength} bytes).`,
     deliverPartialLineOnEnd: options.deliverPartialLineOnEnd ?? true,
     maxOutputBuffer: positive(
       options.maxOutputBuffer,
       d.maxOutputBuffer,
       'maxOutputBuffer',
     ),
+    writeTimeout: positive(
+      options.writeTimeout,
+      d.writeTimeout,
+      'writeTimeout',
+    ),
+    maxConnections:
+      options.maxConnections === false
+        ? Infinity
+        : positive(options.maxConnections, d.maxConnections, 'maxConnections'),
+    maxConnectionsPerIp:
+      options.maxConnectionsPerIp === false
+        ? false
+        : positive(
+            options.maxConnectionsPerIp,
+            d.maxConnectionsPerIp,
+            'maxConnectionsPerIp',
+          ),
+    connectionRate: resolveConnectionRate(options.connectionRate),
+    idleTimeout:
+      options.idleTimeout === false
+        ? false
+        : positive(options.idleTimeout, d.idleTimeout, 'idleTimeout'),
+    firstInputTimeout:
+      options.firstInputTimeout === false
+        ? false
+        : positive(
+            options.firstInputTimeout,
+            d.firstInputTimeout,
+            'firstInputTimeout',
+          ),
+    inputRate: resolveInputRate(options.inputRate, maxLineLength),
+    blockList: options.blockList ?? [],
+    messages: {
+      ...d.messages,
+      lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
+      ...options.messages,
+    },
     maxQueuedEvents: positive(
       options.maxQueuedEvents,
       d.maxQueuedEvents,
@@ -910,4 +1232,53 @@ function positive(
     );
   }
   return value;
+}
+
+function resolveConnectionRate(
+  option: EarwaxTransportOptions['connectionRate'],
+): ConnectionRateOptions | RateLimiterAbstract | false {
+  if (option === false) return false;
+  if (option === undefined) return { ...EARWAX_DEFAULTS.connectionRate };
+  if ('consume' in option) return option;
+  return {
+    limit: positive(option.limit, 1, 'connectionRate.limit'),
+    windowMs: positive(option.windowMs, 1, 'connectionRate.windowMs'),
+  };
+}
+
+function resolveInputRate(
+  option: EarwaxTransportOptions['inputRate'],
+  maxLineLength: number,
+): InputRate | null {
+  if (option === false) return null;
+  const d = EARWAX_DEFAULTS.inputRate;
+  const o = option ?? {};
+  // A line longer than the byte burst could never pass.
+  const byteBurst = positive(
+    o.byteBurst,
+    Math.max(d.byteBurst, maxLineLength + 2),
+    'inputRate.byteBurst',
+  );
+  if (byteBurst < maxLineLength + 2) {
+    throw new RangeError(
+      `EarwaxTransport option "inputRate.byteBurst" (${byteBurst}) must hold the longest line: at least maxLineLength + 2 (${maxLineLength + 2}).`,
+    );
+  }
+  const drops = o.dropsBeforeDisconnect ?? d.dropsBeforeDisconnect;
+  if (!Number.isInteger(drops) || drops < 0) {
+    throw new RangeError(
+      `EarwaxTransport option "inputRate.dropsBeforeDisconnect" must be a non-negative integer; got ${drops}.`,
+    );
+  }
+  return {
+    linesPerMs:
+      positive(o.linesPerSecond, d.linesPerSecond, 'inputRate.linesPerSecond') /
+      1000,
+    lineBurst: positive(o.lineBurst, d.lineBurst, 'inputRate.lineBurst'),
+    bytesPerMs:
+      positive(o.bytesPerSecond, d.bytesPerSecond, 'inputRate.bytesPerSecond') /
+      1000,
+    byteBurst,
+    dropsBeforeDisconnect: drops,
+  };
 }

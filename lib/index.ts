@@ -6,7 +6,17 @@ export {
   EVENT_UNHANDLED,
   type BuiltInEvent,
 } from './constants.js';
-export { ConnectionContext } from './connection-context.js';
+export {
+  BlockListError,
+  BlockListService,
+  type BanEntry,
+  type BanOptions,
+  type BlockListChange,
+} from './block-list.service.js';
+export {
+  ConnectionContext,
+  type AnyConnectionContext,
+} from './connection-context.js';
 export { ConnectionGuard } from './connection.guard.js';
 export {
   ConnectionRegistry,

@@ -146,6 +146,18 @@ const transport = new EarwaxTransport({
   port: args.port,
   logConnections: false,
   framing: args.mode === 'raw' ? 'raw' : 'line',
+  // The limits stay on, so their cost is measured, but set far above what
+  // the load generator does from its one address (builds without limits
+  // ignore these options).
+  maxConnections: 1_000_000,
+  maxConnectionsPerIp: 1_000_000,
+  connectionRate: { limit: 1_000_000_000, windowMs: 1000 },
+  inputRate: {
+    linesPerSecond: 1_000_000_000,
+    lineBurst: 1_000_000_000,
+    bytesPerSecond: 1_000_000_000_000,
+    byteBurst: 1_000_000_000_000,
+  },
 });
 const appModule: ModuleMetadata = {
   imports: [

@@ -5,11 +5,14 @@
  * - `client_closed`: the client closed its side cleanly.
  * - `reset`: the connection broke (reset, timeout, network error).
  * - `kicked`: `ctx.disconnect()` was called, by the connection's own handler or
- *   by anyone else.
+ *   by anyone else, or a new ban matched the connection.
+ * - `idle`: no input for `idleTimeout`, or nothing at all within
+ *   `firstInputTimeout` of connecting.
+ * - `flood`: the client kept sending past its `inputRate`.
  * - `line_too_long`: a line passed `maxLineLength` under the `'disconnect'`
  *   policy.
- * - `slow_consumer`: the client stopped reading and its output passed
- *   `maxOutputBuffer`.
+ * - `slow_consumer`: the client stopped reading: its output passed
+ *   `maxOutputBuffer`, or did not drain within `writeTimeout`.
  * - `server_shutdown`: the transport is closing.
  * - `error`: a handler threw under the `'disconnect'` handler-error policy.
  *
@@ -19,21 +22,35 @@ export type DisconnectReason =
   | 'client_closed'
   | 'reset'
   | 'kicked'
+  | 'idle'
+  | 'flood'
   | 'line_too_long'
   | 'slow_consumer'
   | 'server_shutdown'
   | 'error';
 
 /**
- * Why a connection was refused; passed to `on_block` as its payload.
+ * Why a connection was refused; passed to `on_block` as its payload. The
+ * checks run in this order, and the first that fails gives the reason.
  *
+ * - `server_full`: `maxConnections` connections are already held.
+ * - `blocked`: the address is on the block list (`BlockListService`).
+ * - `too_many_connections`: the address already holds
+ *   `maxConnectionsPerIp` connections.
+ * - `rate_limited`: the address opened more than `connectionRate` allows.
  * - `refused`: the `ConnectionGuard` returned (or resolved) `false`.
  * - `guard_error`: the guard threw or rejected; the connection is refused
  *   (fail closed) and the error logged.
  *
  * @publicApi
  */
-export type BlockReason = 'refused' | 'guard_error';
+export type BlockReason =
+  | 'server_full'
+  | 'blocked'
+  | 'too_many_connections'
+  | 'rate_limited'
+  | 'refused'
+  | 'guard_error';
 
 /**
  * Where a connection is in its life.

@@ -1,3 +1,4 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConnectionGuard } from '../connection.guard.js';
 import type { ConnectionRegistry } from '../connection.registry.js';
 
@@ -34,6 +35,71 @@ export type OverlongLinePolicy = 'disconnect' | 'discard';
  * @publicApi
  */
 export type HandlerErrorPolicy = 'keep' | 'disconnect';
+
+/**
+ * A limit on new connections per IP address: at most `limit` in any
+ * `windowMs`.
+ *
+ * @publicApi
+ */
+export interface ConnectionRateOptions {
+  /** Connections allowed per window. */
+  limit: number;
+  /** The window, in milliseconds. */
+  windowMs: number;
+}
+
+/**
+ * Token buckets limiting what one connection sends. A line (in raw framing,
+ * a chunk) takes one line token and its length in byte tokens; buckets
+ * refill continuously at their rate, up to their burst. A line that finds
+ * either bucket empty is dropped; the client is warned once per episode; an
+ * episode ends when the line bucket is full again. After
+ * `dropsBeforeDisconnect` drops in one episode the connection is dropped with
+ * reason `flood`.
+ *
+ * @publicApi
+ */
+export interface InputRateOptions {
+  /** @default 50 */
+  linesPerSecond?: number;
+  /** @default 200 */
+  lineBurst?: number;
+  /** @default 131072 (128 KiB) */
+  bytesPerSecond?: number;
+  /** Must hold the longest line (`maxLineLength`). @default 524288 (512 KiB) */
+  byteBurst?: number;
+  /** `0` disconnects at the first dropped line. @default 200 */
+  dropsBeforeDisconnect?: number;
+}
+
+/**
+ * Lines the transport sends to a client before closing it (or, for
+ * `floodWarning` and a discarded over-long line, while keeping it). Each is
+ * sent as a line; `false` sends nothing.
+ *
+ * @publicApi
+ */
+export interface EarwaxMessages {
+  /** @default 'Line too long (at most N bytes).' */
+  lineTooLong: string | false;
+  /** @default 'The server is full; please try again later.' */
+  serverFull: string | false;
+  /** Sent to an address on the block list. @default false */
+  blocked: string | false;
+  /** @default 'Too many connections from your address.' */
+  tooManyConnections: string | false;
+  /** @default 'Too many connection attempts; please wait a moment.' */
+  rateLimited: string | false;
+  /** @default 'Disconnected for inactivity.' */
+  idle: string | false;
+  /** @default 'You are sending too fast; some input was dropped.' */
+  floodWarning: string | false;
+  /** @default 'Disconnected for flooding.' */
+  flood: string | false;
+  /** The goodbye sent to every connection by `close()`. @default false */
+  shutdown: string | false;
+}
 
 /**
  * Options of {@link EarwaxTransport}. Every one is applied: none is accepted
@@ -102,12 +168,6 @@ export interface EarwaxTransportOptions {
    */
   overlongLinePolicy?: OverlongLinePolicy;
   /**
-   * Text sent (as a line) to a client whose line was too long; `false` sends
-   * nothing.
-   * @default 'Line too long (at most N bytes).'
-   */
-  overlongLineMessage?: string | false;
-  /**
    * Deliver an unterminated last line when the client closes its side
    * cleanly (as `earwax_server` does). A connection that is reset, kicked or
    * shut down never delivers its partial line.
@@ -121,6 +181,71 @@ export interface EarwaxTransportOptions {
    * @default 1048576
    */
   maxOutputBuffer?: number;
+  /**
+   * How long a connection's output may stay above the socket's high-water
+   * mark (16 KiB) without draining before it is dropped with reason
+   * `slow_consumer`: the deadline for a peer that reads, but too slowly. Also
+   * how long a connection being closed may take to flush.
+   * @default 30000
+   */
+  writeTimeout?: number;
+  /**
+   * Connections held at once (admitted, or waiting for the guard); one more is
+   * refused with `server_full`. `false` for no limit.
+   * @default 10000
+   */
+  maxConnections?: number | false;
+  /**
+   * Connections one IP address may hold at once; one more is refused with
+   * `too_many_connections`. Mind players behind one NAT (a school, a
+   * campus). `false` for no limit.
+   * @default 50
+   */
+  maxConnectionsPerIp?: number | false;
+  /**
+   * New connections one IP address may open per time window; more are
+   * refused with `rate_limited`. Either the limit, or any
+   * `rate-limiter-flexible` limiter keyed by IP address (a
+   * `RateLimiterRedis` shares it between processes). A limiter that fails
+   * (its store is down) admits the connection and logs a warning. `false`
+   * for no limit.
+   * @default { limit: 30, windowMs: 10000 }
+   */
+  connectionRate?: ConnectionRateOptions | RateLimiterAbstract | false;
+  /**
+   * Milliseconds without input after which a connection is dropped with
+   * reason `idle`. Only input counts: output sent to a player does not keep
+   * it alive. Checked on a timer, so it fires up to an eighth of the timeout
+   * (at most 5 s) late. `false` for never.
+   * @default 3600000 (one hour)
+   */
+  idleTimeout?: number | false;
+  /**
+   * Milliseconds a new connection has to send its first byte before it is
+   * dropped with reason `idle`: shorter than `idleTimeout`, against
+   * connections that are opened and left silent. `false` for never.
+   * @default 60000
+   */
+  firstInputTimeout?: number | false;
+  /**
+   * How fast one connection may send: token buckets for lines (`on_data`
+   * events) and bytes. Past them, input is dropped with a warning, and a
+   * client that keeps on is dropped with reason `flood`. `false` for no
+   * limit.
+   * @default { linesPerSecond: 50, lineBurst: 200, bytesPerSecond: 131072, byteBurst: 524288, dropsBeforeDisconnect: 200 }
+   */
+  inputRate?: InputRateOptions | false;
+  /**
+   * Addresses and CIDR ranges refused from the start (`'203.0.113.9'`,
+   * `'10.0.0.0/8'`, `'2001:db8::/32'`), added to the application's
+   * `BlockListService` as permanent bans.
+   */
+  blockList?: readonly string[];
+  /**
+   * Lines sent to a client before the transport closes it; `false` for
+   * silence. Each has a default (see {@link EarwaxMessages}).
+   */
+  messages?: Partial<EarwaxMessages>;
   /**
    * Events of one connection waiting behind a slow handler before reading
    * from that socket pauses (TCP then slows the client down).
@@ -153,14 +278,16 @@ export interface EarwaxTransportOptions {
    */
   logConnections?: boolean;
   /**
-   * On `close()`, how long to wait for `on_disconnect` handlers and for
-   * sockets to flush before destroying what is left.
+   * On `close()` (and so on Nest's shutdown hooks), the deadline for the
+   * graceful part: after the `shutdown` message, running handlers and
+   * `on_disconnect` handlers are awaited and output is flushed until then;
+   * whatever is left is destroyed.
    * @default 5000
    */
   closeTimeout?: number;
   /**
-   * After a server-side disconnect, how long a peer has to read what was
-   * sent before the socket is destroyed.
+   * After a server-side disconnect has flushed its output, how long the peer
+   * has to close its side before the socket is destroyed.
    * @default 2000
    */
   lingerTimeout?: number;

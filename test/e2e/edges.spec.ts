@@ -175,7 +175,10 @@ describe('edge cases', () => {
     @Injectable()
     class LimitsFactory implements EarwaxOptionsFactory {
       createEarwaxOptions() {
-        return { maxLineLength: 4, overlongLineMessage: 'short lines only' };
+        return {
+          maxLineLength: 4,
+          messages: { lineTooLong: 'short lines only' },
+        };
       }
     }
     journal = new Journal();

@@ -185,7 +185,7 @@ describe('input framing', () => {
       encoding: 'utf8',
       maxLineLength: 8,
       overlongLinePolicy: 'discard',
-      overlongLineMessage: 'Too long.',
+      messages: { lineTooLong: 'Too long.' },
     });
     const { client } = await connect(b);
     client.write(`${'y'.repeat(20)}\r\nping\r\n`);

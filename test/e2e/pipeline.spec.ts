@@ -215,7 +215,7 @@ describe("Nest's pipeline on @EarwaxEvent handlers", () => {
           EarwaxModule.forRootAsync({
             useFactory: (config: GameConfig) => ({
               maxLineLength: config.maxLineLength,
-              overlongLineMessage: 'from config',
+              messages: { lineTooLong: 'from config' },
               encoding: 'latin1',
             }),
             inject: [GameConfig],

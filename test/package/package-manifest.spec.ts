@@ -81,7 +81,16 @@ describe('package manifest', () => {
       );
       expect(build.stdout + build.stderr).toBe('');
       writeFileSync(join(pkg, 'package.json'), JSON.stringify(manifest));
-      for (const dep of ['@nestjs', 'rxjs', 'reflect-metadata', '@types']) {
+      // What an install brings: the peers the consumer has, and our own
+      // dependencies.
+      const installed = [
+        '@nestjs',
+        'rxjs',
+        'reflect-metadata',
+        '@types',
+        ...Object.keys(manifest.dependencies ?? {}),
+      ];
+      for (const dep of installed) {
         symlinkSync(
           join(root, 'node_modules', dep),
           join(scratch, 'node_modules', dep),

@@ -7,12 +7,18 @@ import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
 import type { ConnectionHost } from '../../lib/connection-context.js';
 
 /** A host that records what the contexts ask of it. */
-function host(): ConnectionHost & { disconnects: string[] } {
+type RecordingHost = ConnectionHost & { disconnects: string[]; drains: number };
+
+function host(): RecordingHost {
   const disconnects: string[] = [];
-  return {
+  const h: RecordingHost = {
     disconnects,
+    drains: 0,
     encoding: 'utf8',
     maxOutputBuffer: 1024,
+    checkEveryWrite: true,
+    registry: new ConnectionRegistry(),
+    awaitDrain: () => void h.drains++,
     disconnect: (ctx, reason) => void disconnects.push(`${ctx.id}:${reason}`),
     receive: () => undefined,
     receiveLine: () => undefined,
@@ -21,6 +27,7 @@ function host(): ConnectionHost & { disconnects: string[] } {
     closed: () => undefined,
     failed: () => undefined,
   };
+  return h;
 }
 
 function context(
@@ -114,6 +121,108 @@ describe('ConnectionContext sends', () => {
     expect(h.disconnects).toEqual([]);
     expect(ctx.sendRaw(Buffer.alloc(100))).toBe(false);
     expect(h.disconnects).toEqual([`${ctx.id}:slow_consumer`]);
+  });
+
+  it('starts the drain deadline once output passes the high-water mark', () => {
+    const stalled = new Writable({
+      write: () => undefined,
+      highWaterMark: 1000,
+    });
+    const h = host();
+    h.checkEveryWrite = false;
+    h.maxOutputBuffer = 10_000;
+    const ctx = new ConnectionContext(stalled as unknown as Socket, h);
+    expect(ctx.sendRaw(Buffer.alloc(500))).toBe(true);
+    expect(h.drains).toBe(0);
+    expect(ctx.sendRaw(Buffer.alloc(600))).toBe(true);
+    expect(h.drains).toBe(1);
+    // The transport arms ctx.drainTimer; while it is armed, no second one.
+    ctx.drainTimer = setTimeout(() => undefined, 0);
+    clearTimeout(ctx.drainTimer);
+    expect(ctx.sendRaw(Buffer.alloc(600))).toBe(true);
+    expect(h.drains).toBe(1);
+    expect(ctx.sendRaw(Buffer.alloc(9000))).toBe(false);
+    expect(h.disconnects).toEqual([`${ctx.id}:slow_consumer`]);
+  });
+
+  it('keeps typed per-connection data', () => {
+    const ctx = context() as unknown as ConnectionContext<{ name?: string }>;
+    expect(ctx.data).toEqual({});
+    ctx.data.name = 'Ada';
+    expect(ctx.data.name).toBe('Ada');
+    ctx.data = { name: 'Bob' };
+    expect(ctx.data).toEqual({ name: 'Bob' });
+  });
+});
+
+describe('ConnectionRegistry rooms', () => {
+  function live(...contexts: ConnectionContext[]) {
+    const registry = new ConnectionRegistry();
+    for (const ctx of contexts) registry.add(ctx);
+    return registry;
+  }
+
+  it('joins and leaves rooms, which exist while they have members', () => {
+    const [a, b] = [context('10.0.0.1'), context('10.0.0.2')];
+    const registry = live(a, b);
+    expect(registry.join(a, 'tavern')).toBe(true);
+    expect(registry.join(a, 'tavern')).toBe(false);
+    expect(registry.join(b, 'tavern')).toBe(true);
+    expect(registry.join(b, 'forge')).toBe(true);
+    expect(registry.rooms()).toEqual(['tavern', 'forge']);
+    expect(registry.members('tavern')).toEqual([a, b]);
+    expect(registry.roomSize('tavern')).toBe(2);
+    expect([...b.rooms]).toEqual(['tavern', 'forge']);
+    expect(registry.leave(a, 'tavern')).toBe(true);
+    expect(registry.leave(a, 'tavern')).toBe(false);
+    expect(registry.leave(b, 'forge')).toBe(true);
+    expect(registry.rooms()).toEqual(['tavern']);
+    expect(registry.members('forge')).toEqual([]);
+    expect(registry.roomSize('forge')).toBe(0);
+    expect([...a.rooms]).toEqual([]);
+  });
+
+  it('refuses to seat a connection that is not live', () => {
+    const registry = live();
+    const stranger = context();
+    expect(registry.join(stranger, 'tavern')).toBe(false);
+    expect(registry.rooms()).toEqual([]);
+  });
+
+  it('takes a removed connection out of every room, leaving ctx.rooms readable', () => {
+    const [a, b] = [context('10.0.0.1'), context('10.0.0.2')];
+    const registry = live(a, b);
+    registry.join(a, 'tavern');
+    registry.join(a, 'forge');
+    registry.join(b, 'tavern');
+    registry.delete(a);
+    expect(registry.rooms()).toEqual(['tavern']);
+    expect(registry.members('tavern')).toEqual([b]);
+    expect([...a.rooms]).toEqual(['tavern', 'forge']);
+    expect(registry.join(a, 'tavern')).toBe(false);
+  });
+
+  it('broadcasts to a room only, with several exceptions, and bytes as given', () => {
+    const [a, b, c, d] = ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.4'].map(
+      (ip) => context(ip),
+    );
+    const registry = live(a, b, c, d);
+    for (const ctx of [a, b, c]) registry.join(ctx, 'tavern');
+    const sends = [a, b, c, d].map((ctx) =>
+      jest.spyOn(ctx, 'sendRaw').mockImplementation(() => true),
+    );
+    expect(
+      registry.broadcast(Uint8Array.of(0xff, 0x41), {
+        room: 'tavern',
+        except: [a, b],
+      }),
+    ).toBe(1);
+    expect(sends.map((send) => send.mock.calls.length)).toEqual([0, 0, 1, 0]);
+    expect(sends[2].mock.calls[0][0]).toEqual(
+      Buffer.from([0xff, 0x41, 0x0d, 0x0a]),
+    );
+    expect(registry.broadcast('x', { room: 'nowhere' })).toBe(0);
+    expect(registry.broadcast('x', { except: new Set([d]) })).toBe(3);
   });
 });
 

@@ -1,47 +1,79 @@
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import {
-  ConnectionContext,
-  ConnectionRegistry,
-  EarwaxEvent,
-} from '../../../lib/index.js';
+import { type DisconnectReason, EarwaxEvent } from '../../../lib/index.js';
+import type { Player } from './chat-session.js';
+import { ChatService } from './chat.service.js';
+import { parseCommand } from './command.js';
+
+const HELP = [
+  'Commands:',
+  '  <text>                  say something to your room',
+  '  /join <room>            go to another room (made if need be)',
+  '  /rooms                  list the rooms',
+  '  /who                    list who is in your room',
+  '  /quit                   leave',
+  '  /admin <password>       become an admin',
+  '  /ban <ip-or-cidr> [minutes], /unban <ip-or-cidr>, /bans   (admins)',
+];
 
 /**
- * earwax_server's chat example, working: the newcomer is welcomed with the
- * count of the others, everyone hears who joins and leaves, `quit` leaves.
+ * The chat: asks a newcomer's name, then runs the room commands and says
+ * every other line to the player's room. Admin commands are taken before
+ * this sees them (`AdminController`, at a higher priority).
  */
 @Controller()
 export class ChatController {
-  constructor(private readonly connections: ConnectionRegistry) {}
-
-  @EarwaxEvent('on_block')
-  refused(@Ctx() ctx: ConnectionContext): void {
-    ctx.sendString('You are blocked.');
-  }
+  constructor(private readonly chat: ChatService) {}
 
   @EarwaxEvent('on_connect')
-  joined(@Ctx() ctx: ConnectionContext): void {
-    // The newcomer is already in the registry here.
-    ctx.sendString('Welcome to the server.');
-    ctx.sendString(`Other connections: ${this.connections.size - 1}.`);
-    this.connections.broadcast(`New connection from ${ctx}.`, { except: ctx });
+  connected(@Ctx() player: Player): void {
+    player.sendString('Welcome to the chat server.');
+    player.sendString('What is your name?');
   }
 
   @EarwaxEvent('on_data')
-  said(@Payload() line: string, @Ctx() ctx: ConnectionContext): void {
+  received(@Payload() line: string, @Ctx() player: Player): void {
     const text = line.trim();
     if (text === '') return;
-    if (text === 'quit') {
-      ctx.sendString('Goodbye.');
-      ctx.disconnect();
+    const command = parseCommand(text);
+    if (command?.verb === 'quit') {
+      player.sendString('Goodbye.');
+      player.disconnect();
       return;
     }
-    this.connections.broadcast(`${ctx}: ${text}`);
+    if (player.data.name === undefined) {
+      this.chat.chooseName(player, text);
+      return;
+    }
+    if (command === undefined) {
+      this.chat.say(player, text);
+      return;
+    }
+    switch (command.verb) {
+      case 'join':
+        this.chat.join(player, command.rest);
+        break;
+      case 'rooms':
+        this.chat.listRooms(player);
+        break;
+      case 'who':
+        this.chat.who(player);
+        break;
+      case 'help':
+        for (const help of HELP) player.sendString(help);
+        break;
+      default:
+        player.sendString(
+          `Unknown command /${command.verb}; /help lists the commands.`,
+        );
+    }
   }
 
   @EarwaxEvent('on_disconnect')
-  left(@Ctx() ctx: ConnectionContext): void {
-    // The leaver is already out of the registry here.
-    this.connections.broadcast(`${ctx} has disconnected.`);
+  disconnected(
+    @Payload() reason: DisconnectReason,
+    @Ctx() player: Player,
+  ): void {
+    this.chat.left(player, reason);
   }
 }

@@ -1,56 +1,333 @@
 import 'reflect-metadata';
-import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { BlockListService } from '../../../lib/index.js';
 import { bootEarwax, type Booted } from '../../../test/support/boot.js';
 import { LineClient } from '../../../test/support/line-client.js';
 import { AppModule } from '../src/app.module.js';
-import { BlockListService } from '../src/block-list.service.js';
-import { chatTransportOptions } from '../src/chat.options.js';
+import {
+  chatTransportOptions,
+  DEFAULT_SHUTDOWN_MESSAGE,
+} from '../src/chat.options.js';
+
+const PASSWORD = 'open sesame';
+const HELLO = (name: string) =>
+  `Hello, ${name}. You are in lobby; /help lists the commands.`;
+const NOT_ADMIN = 'Only admins can do that: /admin <password> first.';
 
 describe('sample 02-chat', () => {
-  let booted: Booted;
-  beforeEach(async () => {
-    booted = await bootEarwax(
-      { imports: [AppModule] },
-      { ...chatTransportOptions({}), port: 0 },
+  let booted: Booted | undefined;
+  const clients: LineClient[] = [];
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.socket.destroy();
+    await booted?.app.close();
+    booted = undefined;
+  });
+
+  /**
+   * Boots the sample's AppModule on port 0 with the transport options `env`
+   * gives; `env.ADMIN_PASSWORD` is in `process.env` only while the module is
+   * built (that is when AppModule reads it).
+   */
+  async function boot(env: NodeJS.ProcessEnv = {}): Promise<Booted> {
+    const saved = process.env.ADMIN_PASSWORD;
+    if (env.ADMIN_PASSWORD === undefined) delete process.env.ADMIN_PASSWORD;
+    else process.env.ADMIN_PASSWORD = env.ADMIN_PASSWORD;
+    try {
+      booted = await bootEarwax(
+        { imports: [AppModule] },
+        { ...chatTransportOptions(env), port: 0 },
+      );
+    } finally {
+      if (saved === undefined) delete process.env.ADMIN_PASSWORD;
+      else process.env.ADMIN_PASSWORD = saved;
+    }
+    return booted;
+  }
+
+  async function connect(from?: string): Promise<LineClient> {
+    if (!booted) throw new Error('boot() first');
+    const client = await LineClient.connect(booted.port, from);
+    clients.push(client);
+    return client;
+  }
+
+  /** Connects and takes a name; the player is then in the lobby. */
+  async function enter(name: string, from?: string): Promise<LineClient> {
+    const client = await connect(from);
+    expect(await client.waitForLines(2)).toEqual([
+      'Welcome to the chat server.',
+      'What is your name?',
+    ]);
+    client.send(name);
+    expect(await client.line(2)).toBe(HELLO(name));
+    return client;
+  }
+
+  /** Sends a line and returns the next `count` lines the client receives. */
+  async function ask(
+    client: LineClient,
+    text: string,
+    count = 1,
+  ): Promise<string[]> {
+    const from = client.lines.length;
+    client.send(text);
+    await client.waitForLines(from + count);
+    return client.lines.slice(from, from + count);
+  }
+
+  /**
+   * The next line the client receives. Call it before causing the line, so
+   * that it cannot have arrived already.
+   */
+  function nextLine(client: LineClient): Promise<string> {
+    return client.line(client.lines.length);
+  }
+
+  function blockList(): BlockListService {
+    if (!booted) throw new Error('boot() first');
+    return booted.app.get(BlockListService, { strict: false });
+  }
+
+  it('asks for a name and refuses invalid and taken ones', async () => {
+    await boot();
+    const alice = await enter('Alice');
+    const bob = await connect('127.0.0.2');
+    await bob.waitForLines(2);
+    for (const bad of ['x', 'Bad name', 'Bob!', 'B'.repeat(17)]) {
+      expect(await ask(bob, bad, 2)).toEqual([
+        'A name is 2 to 16 letters or digits.',
+        'What is your name?',
+      ]);
+    }
+    // Taken, whatever the case.
+    expect(await ask(bob, 'ALICE', 2)).toEqual([
+      'ALICE is taken.',
+      'What is your name?',
+    ]);
+    expect(await ask(bob, 'Bob')).toEqual([HELLO('Bob')]);
+    // The failed attempts were never announced: the arrival is Alice's next line.
+    expect(await alice.line(3)).toBe('Bob has arrived.');
+    expect(alice.lines.slice(3)).toEqual(['Bob has arrived.']);
+
+    // A name is free again once its player has gone.
+    const bobHears = nextLine(bob);
+    await alice.end();
+    expect(await bobHears).toBe('Alice has left.');
+    await enter('alice', '127.0.0.3');
+  });
+
+  it('says plain text to the room only; /join announces to both rooms', async () => {
+    await boot();
+    const alice = await enter('Alice');
+    const bob = await enter('Bob', '127.0.0.2');
+    await alice.expectLine('Bob has arrived.');
+    const carol = await enter('Carol', '127.0.0.3');
+    await alice.expectLine('Carol has arrived.');
+    await bob.expectLine('Carol has arrived.');
+    // Connected but unnamed: in no room yet.
+    const lurker = await connect('127.0.0.4');
+    await lurker.waitForLines(2);
+
+    let aliceHears = nextLine(alice);
+    let bobHears = nextLine(bob);
+    expect(await ask(carol, '/join Kitchen')).toEqual([
+      'You are now in kitchen.',
+    ]);
+    expect(await aliceHears).toBe('Carol has gone to kitchen.');
+    expect(await bobHears).toBe('Carol has gone to kitchen.');
+
+    aliceHears = nextLine(alice);
+    const carolHears = nextLine(carol);
+    expect(await ask(bob, '/join kitchen')).toEqual([
+      'You are now in kitchen.',
+    ]);
+    expect(await aliceHears).toBe('Bob has gone to kitchen.');
+    expect(await carolHears).toBe('Bob has arrived from lobby.');
+    expect(await ask(bob, '/join kitchen')).toEqual([
+      'You are already in kitchen.',
+    ]);
+    expect(await ask(bob, '/join no spaces')).toEqual([
+      'Usage: /join <room> (up to 24 letters, digits or dashes).',
+    ]);
+
+    const carolHearsBob = nextLine(carol);
+    expect(await ask(bob, 'hello kitchen')).toEqual(['You say: hello kitchen']);
+    expect(await carolHearsBob).toBe('Bob: hello kitchen');
+    // Carol has it, so the broadcast is done: a line for Alice would have
+    // been written before her answer to /who.
+    expect(await ask(alice, '/who')).toEqual(['In lobby: Alice.']);
+    expect(alice.lines).not.toContain('Bob: hello kitchen');
+
+    expect(await ask(alice, 'hello lobby')).toEqual(['You say: hello lobby']);
+    expect(await ask(carol, '/who')).toEqual(['In kitchen: Carol, Bob.']);
+    expect(await ask(bob, '/rooms')).toEqual([
+      'Rooms: kitchen (2), lobby (1).',
+    ]);
+    expect(await ask(lurker, 'x', 2)).toEqual([
+      'A name is 2 to 16 letters or digits.',
+      'What is your name?',
+    ]);
+    expect(carol.lines).not.toContain('Alice: hello lobby');
+    expect(bob.lines).not.toContain('Alice: hello lobby');
+    expect(lurker.lines).toHaveLength(4);
+
+    // A room ends with its last member; leaving is told to the room left.
+    bobHears = nextLine(bob);
+    expect(await ask(carol, '/quit')).toEqual(['Goodbye.']);
+    expect(await bobHears).toBe('Carol has left.');
+    expect(await ask(bob, '/join lobby')).toEqual(['You are now in lobby.']);
+    expect(await alice.expectLine('Bob has arrived from kitchen.')).toBe(
+      'Bob has arrived from kitchen.',
+    );
+    expect(await ask(alice, '/rooms')).toEqual(['Rooms: lobby (2).']);
+    expect(await ask(alice, '/who')).toEqual(['In lobby: Alice, Bob.']);
+  });
+
+  it('lets an admin /ban an address: its players are kicked and cannot come back', async () => {
+    await boot({ ADMIN_PASSWORD: PASSWORD });
+    const alice = await enter('Alice');
+    const bob = await enter('Bob', '127.0.0.2');
+    await alice.expectLine('Bob has arrived.');
+    expect(await ask(alice, '/admin wrong')).toEqual(['Wrong password.']);
+    expect(await ask(alice, '/ban 127.0.0.2')).toEqual([NOT_ADMIN]);
+    expect(await ask(alice, `/admin ${PASSWORD}`)).toEqual([
+      'You are now an admin.',
+    ]);
+
+    alice.send('/ban 127.0.0.2 5');
+    await alice.expectLine('Banned 127.0.0.2 for 5 minute(s); kicked Bob.');
+    await alice.expectLine('Bob has left.');
+    await bob.expectClosedByServer();
+    const [ban] = blockList().list();
+    expect(ban).toMatchObject({ target: '127.0.0.2', reason: 'by Alice' });
+    expect(ban.expiresAt! - ban.createdAt).toBe(5 * 60_000);
+
+    // Refused by the transport before anything else: no name prompt.
+    const again = await connect('127.0.0.2');
+    await again.expectClosedByServer();
+    expect(again.lines).toEqual([
+      `You are banned from this server until ${new Date(ban.expiresAt!).toISOString().replace(/\.\d{3}Z$/, 'Z')}.`,
+    ]);
+    // Other addresses still get in.
+    await enter('Carol', '127.0.0.3');
+    await alice.expectLine('Carol has arrived.');
+
+    const bans = await ask(alice, '/bans', 2);
+    expect(bans[0]).toBe('Bans (1):');
+    expect(bans[1]).toMatch(/^ {2}127\.0\.0\.2 \(until \S+Z, by Alice\)$/);
+    expect(await ask(alice, '/ban not-an-ip')).toEqual([
+      expect.stringMatching(/^Cannot ban: Invalid block list target/),
+    ]);
+    expect(await ask(alice, '/unban 127.0.0.2')).toEqual([
+      'Unbanned 127.0.0.2.',
+    ]);
+    expect(blockList().list()).toEqual([]);
+    await enter('Bob', '127.0.0.2');
+  });
+
+  it('refuses /ban, /unban and /bans to a player who is not an admin', async () => {
+    await boot({ ADMIN_PASSWORD: PASSWORD });
+    const alice = await enter('Alice');
+    const bob = await enter('Bob', '127.0.0.2');
+    await alice.expectLine('Bob has arrived.');
+    expect(await ask(bob, '/ban 127.0.0.1')).toEqual([NOT_ADMIN]);
+    expect(await ask(bob, '/ban 127.0.0.0/8 10')).toEqual([NOT_ADMIN]);
+    expect(await ask(bob, '/unban 127.0.0.1')).toEqual([NOT_ADMIN]);
+    expect(await ask(bob, '/bans')).toEqual([NOT_ADMIN]);
+    expect(blockList().list()).toEqual([]);
+    // Alice was not kicked.
+    expect(await ask(alice, '/who')).toEqual(['In lobby: Alice, Bob.']);
+  });
+
+  it('disables the admin commands when ADMIN_PASSWORD is not set', async () => {
+    await boot();
+    const alice = await enter('Alice');
+    const disabled = 'Admin commands are disabled: ADMIN_PASSWORD is not set.';
+    expect(await ask(alice, `/admin ${PASSWORD}`)).toEqual([disabled]);
+    expect(await ask(alice, '/ban 127.0.0.2')).toEqual([disabled]);
+    expect(blockList().list()).toEqual([]);
+  });
+
+  it('refuses the addresses in BLOCKED, and applies MAX_CONNECTIONS_PER_IP', async () => {
+    await boot({
+      BLOCKED: '127.0.0.9, 10.0.0.0/8',
+      MAX_CONNECTIONS_PER_IP: '1',
+    });
+    const blocked = await connect('127.0.0.9');
+    await blocked.expectClosedByServer();
+    expect(blocked.lines).toEqual(['You are banned from this server.']);
+
+    await enter('Alice', '127.0.0.2');
+    const second = await connect('127.0.0.2');
+    await second.expectClosedByServer();
+    // Not a ban: the transport's own message.
+    expect(second.lines).toEqual(['Too many connections from your address.']);
+  });
+
+  it('reads its limits from the environment and names a bad variable', () => {
+    expect(
+      chatTransportOptions({
+        PORT: '4100',
+        MAX_CONNECTIONS: '200',
+        MAX_CONNECTIONS_PER_IP: '3',
+        IDLE_TIMEOUT_MS: '0',
+        INPUT_LINES_PER_SECOND: '2',
+        SHUTDOWN_MESSAGE: '',
+        BLOCKED: '203.0.113.9,2001:db8::/32',
+      }),
+    ).toMatchObject({
+      port: 4100,
+      maxConnections: 200,
+      maxConnectionsPerIp: 3,
+      idleTimeout: false,
+      inputRate: { linesPerSecond: 2, lineBurst: 8 },
+      messages: { shutdown: false },
+      blockList: ['203.0.113.9', '2001:db8::/32'],
+    });
+    expect(chatTransportOptions({})).toMatchObject({
+      port: 4000,
+      idleTimeout: 1_800_000,
+      messages: { shutdown: DEFAULT_SHUTDOWN_MESSAGE },
+    });
+
+    expect(() =>
+      chatTransportOptions({ MAX_CONNECTIONS_PER_IP: 'ten' }),
+    ).toThrow(
+      'MAX_CONNECTIONS_PER_IP must be a whole number, at least 1; got "ten".',
+    );
+    expect(() => chatTransportOptions({ IDLE_TIMEOUT_MS: '-5' })).toThrow(
+      /^IDLE_TIMEOUT_MS /,
+    );
+    expect(() => chatTransportOptions({ INPUT_LINES_PER_SECOND: '0' })).toThrow(
+      /^INPUT_LINES_PER_SECOND /,
+    );
+    expect(() => chatTransportOptions({ MAX_CONNECTIONS: '1.5' })).toThrow(
+      /^MAX_CONNECTIONS /,
+    );
+    expect(() => chatTransportOptions({ PORT: '70000' })).toThrow(
+      'PORT must be a whole number, 0 to 65535; got "70000".',
+    );
+    expect(() => chatTransportOptions({ BLOCKED: '10.0.0.0/33' })).toThrow(
+      /^BLOCKED .*"10\.0\.0\.0\/33"/,
     );
   });
-  afterEach(() => booted.app.close());
 
-  it('welcomes with the count of others, announces joins, chat and leaves', async () => {
-    const alice = await LineClient.connect(booted.port);
-    await alice.waitForLines(2);
-    expect(alice.lines).toEqual([
-      'Welcome to the server.',
-      'Other connections: 0.',
-    ]);
+  it('says goodbye to everyone on app.close()', async () => {
+    const { app } = await boot();
+    const alice = await enter('Alice');
+    const bob = await enter('Bob', '127.0.0.2');
+    await alice.expectLine('Bob has arrived.');
+    const unnamed = await connect('127.0.0.3');
+    await unnamed.waitForLines(2);
 
-    const bob = await LineClient.connect(booted.port);
-    await bob.waitForLines(2);
-    expect(bob.lines).toEqual([
-      'Welcome to the server.',
-      'Other connections: 1.',
-    ]);
-    const bobName = `127.0.0.1:${bob.socket.localPort}`;
-    expect(await alice.line(2)).toBe(`New connection from ${bobName}.`);
-
-    bob.send('hello all');
-    expect(await alice.line(3)).toBe(`${bobName}: hello all`);
-    expect(await bob.line(2)).toBe(`${bobName}: hello all`);
-
-    bob.send('quit');
-    await bob.closed;
-    expect(bob.lines.slice(3)).toEqual(['Goodbye.']);
-    expect(await alice.line(4)).toBe(`${bobName} has disconnected.`);
-    await alice.end();
-  });
-
-  it('refuses a blocked address with a message, using the injected block list', async () => {
-    booted.app.get(BlockListService, { strict: false }).block('127.0.0.9');
-    const blocked = await LineClient.connect(booted.port, '127.0.0.9');
-    await blocked.closed;
-    expect(blocked.lines).toEqual(['You are blocked.']);
-    const allowed = await LineClient.connect(booted.port, '127.0.0.10');
-    expect(await allowed.line(0)).toBe('Welcome to the server.');
-    await allowed.end();
+    await app.close();
+    for (const client of [alice, bob, unnamed]) {
+      await client.expectClosedByServer();
+    }
+    // The goodbye, and no "has left" as everyone goes at once.
+    expect(alice.lines.slice(4)).toEqual([DEFAULT_SHUTDOWN_MESSAGE]);
+    expect(bob.lines.slice(3)).toEqual([DEFAULT_SHUTDOWN_MESSAGE]);
+    expect(unnamed.lines.slice(2)).toEqual([DEFAULT_SHUTDOWN_MESSAGE]);
   });
 });
