@@ -562,24 +562,24 @@ export class EarwaxTransport
     } else {
       const withinRate = this.limits.consume(ip);
       if (withinRate === true) {
-        this.askGuard(ctx);
+        this.askGuard(ctx, false);
       } else {
         void withinRate.then((allowed) => {
-          if (allowed) this.askGuard(ctx);
+          if (allowed) this.askGuard(ctx, true);
           else this.block(ctx, 'rate_limited');
         });
       }
     }
   }
 
-  private askGuard(ctx: AnyConnectionContext): void {
+  private askGuard(ctx: AnyConnectionContext, late: boolean): void {
     if (ctx.socket.destroyed || this.closing) {
       ctx.socket.destroy();
       return;
     }
     const guard = this.guard;
     if (!guard) {
-      this.admit(ctx, true);
+      this.admit(ctx, true, late);
       return;
     }
     let verdict: boolean | Promise<boolean>;
@@ -591,15 +591,19 @@ export class EarwaxTransport
     }
     if (isThenable(verdict)) {
       verdict.then(
-        (allowed) => this.admit(ctx, allowed),
+        (allowed) => this.admit(ctx, allowed, true),
         (err: unknown) => this.block(ctx, 'guard_error', err),
       );
     } else {
-      this.admit(ctx, verdict);
+      this.admit(ctx, verdict, late);
     }
   }
 
-  private admit(ctx: AnyConnectionContext, allowed: boolean): void {
+  private admit(
+    ctx: AnyConnectionContext,
+    allowed: boolean,
+    late: boolean,
+  ): void {
     const socket = ctx.socket;
     if (socket.destroyed || this.closing) {
       // Gone (or shutting down) while the guard decided: never admitted.
@@ -612,7 +616,7 @@ export class EarwaxTransport
     }
     // Banned while an async limiter or guard was deciding: a ban kicks only
     // admitted connections, so it is checked again here.
-    if (this.blocks.isBlocked(ctx.hostname)) {
+    if (late && this.blocks.isBlocked(ctx.hostname)) {
       this.block(ctx, 'blocked');
       return;
     }
