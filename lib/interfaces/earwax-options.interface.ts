@@ -190,8 +190,12 @@ export interface EarwaxTransportOptions {
    */
   writeTimeout?: number;
   /**
-   * Connections held at once (admitted, or waiting for the guard); one more is
-   * refused with `server_full`. `false` for no limit.
+   * Connections held at once; one more is refused with `server_full`. A
+   * connection is held from the moment it is accepted until its socket has
+   * closed, so one that is still closing (flushing its output, or waiting
+   * up to `lingerTimeout` for the peer's FIN) still counts: the limit is on
+   * sockets, the resource it protects. `maxConnectionsPerIp` counts the same
+   * way. `false` for no limit.
    * @default 10000
    */
   maxConnections?: number | false;
@@ -248,7 +252,11 @@ export interface EarwaxTransportOptions {
   messages?: Partial<EarwaxMessages>;
   /**
    * Events of one connection waiting behind a slow handler before reading
-   * from that socket pauses (TCP then slows the client down).
+   * from that socket pauses (TCP then slows the client down). The lines of
+   * the chunk being read when it pauses are still queued, so the queue can
+   * briefly hold one socket read's worth (64 KiB) of lines more. A
+   * connection working through a long queue lets the others run every 64
+   * events.
    * @default 256
    */
   maxQueuedEvents?: number;
