@@ -79,81 +79,6 @@ class SlowGuard extends ConnectionGuard {
 }
 
 /**
- * A line client for any host (the shared `LineClient` dials 127.0.0.1 only):
- * enough to tell an admitted IPv6 client from a refused one.
- */
-class Peer {
-  readonly lines: string[] = [];
-  ended = false;
-  private partial = '';
-  private waiters: Array<() => void> = [];
-
-  private constructor(readonly socket: Socket) {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      const parts = (this.partial + chunk).split('\r\n');
-      this.partial = parts.pop() ?? '';
-      this.lines.push(...parts);
-      this.wake();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('close', () => this.wake());
-    socket.on('error', () => undefined);
-  }
-
-  static dial(port: number, host: string): Promise<Peer> {
-    return new Promise((resolve, reject) => {
-      const socket = connect({ port, host });
-      socket.once('connect', () => resolve(new Peer(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(text: string): void {
-    this.socket.write(text + '\r\n');
-  }
-
-  async expectLine(line: string): Promise<void> {
-    await this.until(() => this.lines.includes(line), `the line "${line}"`);
-  }
-
-  async expectClosedByServer(): Promise<void> {
-    await this.until(
-      () => this.ended && this.socket.destroyed,
-      'the server to close the connection',
-    );
-  }
-
-  private until(condition: () => boolean, what: string): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after 3000 ms waiting for ${what}; lines: ${JSON.stringify(this.lines)}`,
-          ),
-        );
-      }, 3000);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
-  }
-}
-
-/**
  * Whether this machine can listen dual-stack on `'::'` and take an IPv4
  * connection there: tried, not assumed.
  */
@@ -249,10 +174,10 @@ describe('block list', () => {
     return client;
   }
 
-  async function dial(port: number, host: string): Promise<Peer> {
-    const peer = await Peer.dial(port, host);
-    sockets.push(peer.socket);
-    return peer;
+  async function dial(port: number, host: string): Promise<LineClient> {
+    const client = await LineClient.connectTo(host, port);
+    sockets.push(client.socket);
+    return client;
   }
 
   const connects = () =>

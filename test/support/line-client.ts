@@ -44,8 +44,17 @@ export class LineClient {
    * can act as distinct client IPs.
    */
   static connect(port: number, from?: string): Promise<LineClient> {
+    return LineClient.connectTo('127.0.0.1', port, from);
+  }
+
+  /** Opens a connection to any host (`'::1'`, say) and port. */
+  static connectTo(
+    host: string,
+    port: number,
+    from?: string,
+  ): Promise<LineClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ port, host: '127.0.0.1', localAddress: from });
+      const socket = connect({ port, host, localAddress: from });
       socket.once('connect', () => resolve(new LineClient(socket)));
       socket.once('error', reject);
     });
