@@ -39,6 +39,8 @@ export interface ConnectionHost {
   /** A write was buffered past the high-water mark: start its deadline. */
   awaitDrain(ctx: AnyConnectionContext): void;
   disconnect(ctx: AnyConnectionContext, reason: DisconnectReason): void;
+  /** A connection's first chunk; `true` if it was handled (and ends it). */
+  firstInput(ctx: AnyConnectionContext, chunk: Buffer): boolean;
   receive(ctx: AnyConnectionContext, data: Buffer | string): void;
   receiveLine(
     ctx: AnyConnectionContext,

@@ -97,5 +97,6 @@ export const EARWAX_DEFAULTS = {
     floodWarning: 'You are sending too fast; some input was dropped.',
     flood: 'Disconnected for flooding.',
     shutdown: false,
+    http: 'This is a game server, not a web server: connect with a MUD client or telnet.',
   },
 } as const;

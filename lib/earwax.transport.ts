@@ -13,7 +13,7 @@ import {
 import { StringDecoder } from 'node:string_decoder';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { isObservable, lastValueFrom } from 'rxjs';
+import { isObservable } from 'rxjs';
 import { BlockListService } from './block-list.service.js';
 import {
   BUILT_IN_EVENTS,
@@ -119,6 +119,7 @@ interface Settings {
   firstInputTimeout: number | false;
   inputRate: InputRate | null;
   blockList: readonly string[];
+  sniffProtocols: boolean;
   messages: EarwaxMessages;
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
@@ -228,6 +229,7 @@ export class EarwaxTransport
         ctx.socket.once('drain', onSocketDrain);
       },
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
+      firstInput: (ctx, chunk) => this.sniff(ctx, chunk),
       receive: (ctx, data) => {
         if (ctx.state !== 'open') return;
         ctx.inputSeen = true;
@@ -632,6 +634,9 @@ export class EarwaxTransport
     } else if (this.settings.encoding) {
       const decoder = new StringDecoder(this.settings.encoding);
       socket.on('data', (chunk: Buffer) => {
+        if (!ctx.inputSeen && ctx.lastInputAt === 0 && this.sniff(ctx, chunk)) {
+          return;
+        }
         const text = decoder.write(chunk);
         // A chunk ending mid-character decodes to nothing: no empty event.
         if (text.length > 0) this.connectionHost.receive(ctx, text);
@@ -853,19 +858,19 @@ export class EarwaxTransport
       if (chain !== undefined) {
         for (let i = 0; i < chain.length; i++) {
           const entry = chain[i];
-          let result: unknown;
+          let stop: boolean;
           try {
-            result = this.hasProcessingHooks
-              ? await this.invokeWithHooks(entry.handler, data, ctx)
-              : await entry.handler(data, ctx);
-            if (isObservable(result)) {
-              result = await lastValueFrom(result, { defaultValue: undefined });
+            if (this.hasProcessingHooks) {
+              stop = await this.invokeWithHooks(entry.handler, data, ctx);
+            } else {
+              const outcome = this.outcome(await entry.handler(data, ctx), ctx);
+              stop = outcome === true || (outcome !== false && (await outcome));
             }
           } catch (err) {
             this.handlerFailed(entry, event, ctx, err);
             break;
           }
-          if (result === EVENT_HANDLED) {
+          if (stop) {
             handled = true;
             break;
           }
@@ -908,8 +913,8 @@ export class EarwaxTransport
     handler: MessageHandler,
     data: unknown,
     ctx: AnyConnectionContext,
-  ): Promise<unknown> {
-    return new Promise<unknown>((resolve, reject) => {
+  ): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
       // Our own once-only runner: Nest 11's Server has no
       // createProcessingEndHookRunner.
       let ended = false;
@@ -920,11 +925,7 @@ export class EarwaxTransport
       };
       const run = async () => {
         try {
-          let result: unknown = await handler(data, ctx);
-          if (isObservable(result)) {
-            result = await lastValueFrom(result, { defaultValue: undefined });
-          }
-          resolve(result);
+          resolve(await this.outcome(await handler(data, ctx), ctx));
         } catch (err) {
           reject(err);
         } finally {
@@ -939,6 +940,37 @@ export class EarwaxTransport
     });
   }
 
+  /**
+   * What a handler's return value does: `EVENT_HANDLED` stops the chain;
+   * text or bytes, or an array of them, are sent to the connection as
+   * lines; an Observable does the same with each value it emits (its last
+   * value decides whether the chain stops). Anything else is ignored.
+   *
+   * @returns Whether the chain stops; a promise only for an Observable.
+   */
+  private outcome(
+    result: unknown,
+    ctx: AnyConnectionContext,
+  ): boolean | Promise<boolean> {
+    if (result === EVENT_HANDLED) return true;
+    if (result === undefined || result === null) return false;
+    if (isObservable(result)) {
+      return new Promise<boolean>((resolve, reject) => {
+        let handled = false;
+        result.subscribe({
+          next: (value) => {
+            handled = value === EVENT_HANDLED;
+            if (!handled) sendReply(value, ctx);
+          },
+          error: reject,
+          complete: () => resolve(handled),
+        });
+      });
+    }
+    sendReply(result, ctx);
+    return false;
+  }
+
   private handlerFailed(
     entry: HandlerEntry,
     event: string,
@@ -951,6 +983,29 @@ export class EarwaxTransport
       `${entry.origin} failed on ${event}: ${describe(err)}${disconnect ? '; disconnecting' : ''}`,
     );
     if (disconnect) this.disconnect(ctx, 'error');
+  }
+
+  /**
+   * Looks at a connection's first chunk for another protocol.
+   *
+   * @returns Whether it was one (and the connection is being closed).
+   */
+  private sniff(ctx: AnyConnectionContext, chunk: Buffer): boolean {
+    if (!this.settings.sniffProtocols || ctx.state !== 'open') return false;
+    const protocol = foreignProtocol(chunk);
+    if (protocol === undefined) return false;
+    if (protocol === 'http') {
+      ctx.logger.warn('HTTP request on the game port: answered and closed.');
+      const body = this.settings.messages.http;
+      ctx.sendRaw(
+        'HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n' +
+          (body === false ? '' : `${body}\r\n`),
+      );
+    } else {
+      ctx.logger.warn('TLS handshake on a plain port: closed.');
+    }
+    this.disconnect(ctx, 'protocol');
+    return true;
   }
 
   /** A line (or raw chunk) over the connection's input rate. */
@@ -1092,6 +1147,14 @@ function contextOf(socket: TrackedSocket): AnyConnectionContext {
 function onLineData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
   if (ctx.state !== 'open') return;
+  // Before the first chunk only (the idle sweep sets lastInputAt after it).
+  if (
+    !ctx.inputSeen &&
+    ctx.lastInputAt === 0 &&
+    ctx.host.firstInput(ctx, chunk)
+  ) {
+    return;
+  }
   ctx.inputSeen = true;
   // One clock read per chunk; each line then only takes tokens.
   ctx.rateLimiter?.refill(Date.now());
@@ -1099,6 +1162,13 @@ function onLineData(this: TrackedSocket, chunk: Buffer): void {
 }
 function onRawData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
+  if (
+    !ctx.inputSeen &&
+    ctx.lastInputAt === 0 &&
+    ctx.host.firstInput(ctx, chunk)
+  ) {
+    return;
+  }
   ctx.host.receive(ctx, chunk);
 }
 function onSocketEnd(this: TrackedSocket): void {
@@ -1128,6 +1198,52 @@ function onDrainTimeout(ctx: AnyConnectionContext): void {
 }
 function destroySocket(socket: Socket): void {
   socket.destroy();
+}
+
+const HTTP_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'DELETE',
+  'OPTIONS',
+  'PATCH',
+  'CONNECT',
+  'TRACE',
+]);
+const HTTP_VERSION = Buffer.from(' HTTP/1.');
+
+/**
+ * Which other protocol a connection's first chunk speaks, if any: an HTTP
+ * request line (`GET /path HTTP/1.1`: method, target and version, so a
+ * player's `get sword` is not one), or a TLS handshake record.
+ */
+function foreignProtocol(chunk: Buffer): 'http' | 'tls' | undefined {
+  // A TLS record: handshake (22), version 3.x.
+  if (chunk.length >= 3 && chunk[0] === 0x16 && chunk[1] === 0x03) {
+    return 'tls';
+  }
+  const space = chunk.indexOf(0x20);
+  if (space < 3 || space > 7) return undefined;
+  if (!HTTP_METHODS.has(chunk.toString('latin1', 0, space))) return undefined;
+  let lineEnd = chunk.indexOf(0x0a);
+  if (lineEnd === -1) lineEnd = chunk.length;
+  const version = chunk.indexOf(HTTP_VERSION, space);
+  return version !== -1 && version < lineEnd ? 'http' : undefined;
+}
+
+/** Sends a handler's reply: text, bytes, or an array of them, as lines. */
+function sendReply(value: unknown, ctx: AnyConnectionContext): void {
+  if (typeof value === 'string') {
+    ctx.sendString(value);
+  } else if (value instanceof Uint8Array) {
+    ctx.sendBytes(value);
+  } else if (Array.isArray(value)) {
+    for (const item of value as unknown[]) {
+      if (typeof item === 'string') ctx.sendString(item);
+      else if (item instanceof Uint8Array) ctx.sendBytes(item);
+    }
+  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<boolean> {
@@ -1207,6 +1323,7 @@ function resolveSettings(options: EarwaxTransportOptions): Settings {
           ),
     inputRate: resolveInputRate(options.inputRate, maxLineLength),
     blockList: options.blockList ?? [],
+    sniffProtocols: options.sniffProtocols ?? true,
     messages: {
       ...d.messages,
       lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,

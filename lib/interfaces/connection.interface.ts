@@ -9,6 +9,8 @@
  * - `idle`: no input for `idleTimeout`, or nothing at all within
  *   `firstInputTimeout` of connecting.
  * - `flood`: the client kept sending past its `inputRate`.
+ * - `protocol`: the client spoke another protocol: an HTTP request (a
+ *   browser pointed at the game port) or a TLS handshake on a plain port.
  * - `line_too_long`: a line passed `maxLineLength` under the `'disconnect'`
  *   policy.
  * - `slow_consumer`: the client stopped reading: its output passed
@@ -24,6 +26,7 @@ export type DisconnectReason =
   | 'kicked'
   | 'idle'
   | 'flood'
+  | 'protocol'
   | 'line_too_long'
   | 'slow_consumer'
   | 'server_shutdown'

@@ -99,6 +99,12 @@ export interface EarwaxMessages {
   flood: string | false;
   /** The goodbye sent to every connection by `close()`. @default false */
   shutdown: string | false;
+  /**
+   * The body of the plain-text HTTP response a browser pointed at the game
+   * port gets (with `sniffProtocols`).
+   * @default 'This is a game server, not a web server: connect with a MUD client or telnet.'
+   */
+  http: string | false;
 }
 
 /**
@@ -239,6 +245,15 @@ export interface EarwaxTransportOptions {
    * @default { linesPerSecond: 50, lineBurst: 200, bytesPerSecond: 131072, byteBurst: 524288, dropsBeforeDisconnect: 200 }
    */
   inputRate?: InputRateOptions | false;
+  /**
+   * Look at the first bytes a connection sends: an HTTP request (a browser
+   * pointed at the game port) gets a short plain-text HTTP response, and a
+   * TLS handshake on this plain port is logged; both are closed with reason
+   * `protocol`. A player typing `GET sword` is not mistaken for a browser:
+   * the line must be a whole HTTP request line.
+   * @default true
+   */
+  sniffProtocols?: boolean;
   /**
    * Addresses and CIDR ranges refused from the start (`'203.0.113.9'`,
    * `'10.0.0.0/8'`, `'2001:db8::/32'`), added to the application's

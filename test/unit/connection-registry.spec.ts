@@ -19,6 +19,7 @@ function host(): RecordingHost {
     checkEveryWrite: true,
     registry: new ConnectionRegistry(),
     awaitDrain: () => void h.drains++,
+    firstInput: () => false,
     disconnect: (ctx, reason) => void disconnects.push(`${ctx.id}:${reason}`),
     receive: () => undefined,
     receiveLine: () => undefined,
