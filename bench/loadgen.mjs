@@ -220,7 +220,36 @@ function nestClient(socket, onReply, index) {
   return () => socket.write(request);
 }
 
-const protocols = { line: lineClient, nest: nestClient };
+/** What a telnet-mode server sends at connect: six offers of 3 bytes. */
+const TELNET_OFFER_BYTES = 18;
+
+/**
+ * Earwax in telnet mode: its option offers (IAC DO TTYPE, ...) come first and
+ * are left unanswered, as by a client that ignores them; then the replies are
+ * 64-byte lines, as in line mode.
+ */
+function telnetClient(socket, onReply) {
+  let bytes = -TELNET_OFFER_BYTES;
+  let checked = false;
+  socket.on('data', (chunk) => {
+    if (!checked) {
+      checked = true;
+      if (chunk[0] !== 0xff) {
+        throw new Error(
+          `expected telnet offers, got: ${chunk.toString().slice(0, 80)}`,
+        );
+      }
+    }
+    bytes += chunk.length;
+    while (bytes >= LINE_BYTES) {
+      bytes -= LINE_BYTES;
+      onReply();
+    }
+  });
+  return () => socket.write(LINE);
+}
+
+const protocols = { line: lineClient, nest: nestClient, telnet: telnetClient };
 
 // ---------------------------------------------------------------------------
 // Scenarios.

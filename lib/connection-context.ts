@@ -6,6 +6,12 @@ import type { ConnectionRegistry } from './connection.registry.js';
 import type { LineFramer } from './framing/line-framer.js';
 import type { InputRateLimiter } from './limits/input-rate-limiter.js';
 import type {
+  TerminalInfo,
+  WindowSize,
+} from './interfaces/telnet.interface.js';
+import { escapeIac } from './telnet/telnet-parser.js';
+import type { TelnetSession } from './telnet/telnet-session.js';
+import type {
   ConnectionAddress,
   ConnectionState,
   DisconnectReason,
@@ -116,6 +122,8 @@ export class ConnectionContext<
   /** @internal */ rateLimiter: InputRateLimiter | null = null;
   /** @internal The rooms this connection is in; kept by the registry. */
   roomSet: Set<string> | null = null;
+  /** @internal The connection's telnet, in telnet mode. */
+  telnet: TelnetSession | null = null;
 
   private _logger: Logger | undefined;
   private _data: TData | undefined;
@@ -170,6 +178,85 @@ export class ConnectionContext<
     this._data = value;
   }
 
+  /** Whether the connection speaks telnet (the transport's `telnet` mode). */
+  get isTelnet(): boolean {
+    return this.telnet !== null;
+  }
+
+  /**
+   * The encoding of this connection's text: the transport's `encoding`
+   * (UTF-8 by default), or what the client agreed to in telnet mode
+   * (CHARSET, else MTTS: UTF-8, or ISO-8859-1 as the fallback).
+   */
+  get encoding(): BufferEncoding {
+    return this.telnet?.encoding ?? this.host.encoding;
+  }
+
+  /** The client's window size (telnet NAWS), once it has sent one. */
+  get windowSize(): WindowSize | undefined {
+    return this.telnet?.windowSize;
+  }
+
+  /**
+   * What the client told about itself in telnet mode (TTYPE and MTTS: its
+   * name, terminal type, capabilities such as UTF-8, 256 colours or a screen
+   * reader); `undefined` outside telnet mode.
+   */
+  get terminal(): TerminalInfo | undefined {
+    return this.telnet?.terminal;
+  }
+
+  /**
+   * Asks the client to echo what the player types (`true`) or to stop
+   * (`false`, for a password), through the telnet ECHO option. Outside
+   * telnet mode it does nothing.
+   *
+   * @param on Whether the client should echo.
+   * @returns Whether a request was sent (`false` if nothing changes).
+   */
+  echo(on: boolean): boolean {
+    if (this.telnet === null || !this.writable('echo')) return false;
+    return this.telnet.setEcho(on);
+  }
+
+  /**
+   * Sends a prompt: the text without a line end, then, in telnet mode, the
+   * mark MUD clients use to tell a prompt from output (IAC EOR when the
+   * client agreed to EOR, else IAC GA unless it agreed to SGA).
+   *
+   * @param text The prompt.
+   * @returns Whether it was queued for sending.
+   */
+  sendPrompt(text: string): boolean {
+    if (!this.writable('sendPrompt')) return false;
+    const socket = this.socket;
+    const encoding = this.encoding;
+    const end = this.telnet?.promptEnd();
+    socket.cork();
+    if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
+      socket.write(escapeIac(Buffer.from(text, encoding)));
+    } else {
+      socket.write(text, encoding);
+    }
+    const ok = end === undefined ? true : socket.write(end);
+    socket.uncork();
+    return this.checkOutput(ok);
+  }
+
+  /**
+   * Sends a GMCP message (`Room.Info {"name":"Hall"}`), if the client agreed
+   * to GMCP.
+   *
+   * @param pkg The package and message name.
+   * @param data The data, sent as JSON; leave it out for none.
+   * @returns Whether it was queued (`false` without GMCP).
+   */
+  sendGmcp(pkg: string, data?: unknown): boolean {
+    if (this.telnet === null || !this.writable('sendGmcp')) return false;
+    const sent = this.telnet.sendGmcp(pkg, data);
+    return sent && this.checkOutput(true);
+  }
+
   /** The rooms this connection is in (see `ConnectionRegistry.join`). */
   get rooms(): ReadonlySet<string> {
     return this.roomSet ?? NO_ROOMS;
@@ -206,7 +293,7 @@ export class ConnectionContext<
    */
   sendString(text: string): boolean {
     if (!this.writable('sendString')) return false;
-    return this.checkOutput(this.writeTextLine(text, this.host.encoding));
+    return this.checkOutput(this.writeTextLine(text, this.encoding));
   }
 
   /**
@@ -224,7 +311,12 @@ export class ConnectionContext<
     const socket = this.socket;
     let ok: boolean;
     if (typeof data === 'string') {
-      ok = this.writeTextLine(data, encoding ?? this.host.encoding);
+      ok = this.writeTextLine(data, encoding ?? this.encoding);
+    } else if (this.telnet !== null) {
+      socket.cork();
+      socket.write(escapeIac(data));
+      ok = socket.write(CRLF);
+      socket.uncork();
     } else if (data.length <= COPY_LIMIT) {
       // One small copy and one write beat a corked two-buffer writev.
       const line = Buffer.allocUnsafe(data.length + 2);
@@ -250,6 +342,12 @@ export class ConnectionContext<
    */
   sendRaw(data: Uint8Array | string): boolean {
     if (!this.writable('sendRaw')) return false;
+    if (this.telnet !== null) {
+      // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
+      const bytes =
+        typeof data === 'string' ? Buffer.from(data, this.encoding) : data;
+      return this.checkOutput(this.socket.write(escapeIac(bytes)));
+    }
     return this.checkOutput(
       typeof data === 'string'
         ? this.socket.write(data, this.host.encoding)
@@ -289,6 +387,15 @@ export class ConnectionContext<
 
   /** Writes text and an ASCII `\r\n`, in one write where the encoding allows. */
   private writeTextLine(text: string, encoding: BufferEncoding): boolean {
+    if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
+      // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
+      const line = escapeIac(Buffer.from(text, encoding));
+      this.socket.cork();
+      this.socket.write(line);
+      const ok = this.socket.write(CRLF);
+      this.socket.uncork();
+      return ok;
+    }
     if (ASCII_COMPATIBLE.has(encoding)) {
       return this.socket.write(text + '\r\n', encoding);
     }

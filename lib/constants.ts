@@ -34,6 +34,9 @@ export const BUILT_IN_EVENTS = [
   'on_connect',
   'on_disconnect',
   'on_data',
+  'on_resize',
+  'on_terminal',
+  'on_gmcp',
 ] as const;
 
 /**

@@ -33,6 +33,8 @@ import type { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
 import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
+import type { TelnetOptions } from './interfaces/telnet.interface.js';
+import { TelnetSession, type TelnetSettings } from './telnet/telnet-session.js';
 import { ConnectionLimits } from './limits/connection-limits.js';
 import {
   InputRateLimiter,
@@ -120,6 +122,7 @@ interface Settings {
   inputRate: InputRate | null;
   blockList: readonly string[];
   sniffProtocols: boolean;
+  telnet: TelnetSettings | null;
   messages: EarwaxMessages;
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
@@ -184,6 +187,8 @@ export class EarwaxTransport
   private blocks: BlockListService;
   private limits: ConnectionLimits;
   private idleSweep: NodeJS.Timeout | undefined;
+  /** When the transport started listening (MSSP's UPTIME). */
+  private startedAt = Date.now();
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
   private readonly chains = new Map<string, readonly HandlerEntry[]>();
   private handlerSeq = 0;
@@ -248,7 +253,7 @@ export class EarwaxTransport
           const verdict = limiter.take(end - start + 1);
           if (verdict !== 'pass') return this.overRate(ctx, verdict);
         }
-        this.enqueue(ctx, 'on_data', this.decodeLine(chunk, start, end));
+        this.enqueue(ctx, 'on_data', this.decodeLine(ctx, chunk, start, end));
       },
       lineOverflow: (ctx) => this.lineTooLong(ctx),
       ended: (ctx) => this.finish(ctx, 'client_closed'),
@@ -475,6 +480,7 @@ export class EarwaxTransport
     };
     const onListening = () => {
       this.server.off('error', onError);
+      this.startedAt = Date.now();
       this.startIdleSweep();
       this._status$.next(EarwaxStatus.LISTENING);
       const bound = this.address();
@@ -628,7 +634,9 @@ export class EarwaxTransport
     if (inputRate !== null) {
       ctx.rateLimiter = new InputRateLimiter(inputRate, Date.now());
     }
-    if (this.settings.framing === 'line') {
+    if (this.settings.telnet !== null) {
+      this.startTelnet(ctx, this.settings.telnet);
+    } else if (this.settings.framing === 'line') {
       ctx.framer = new LineFramer(this.settings.maxLineLength);
       socket.on('data', onLineData);
     } else if (this.settings.encoding) {
@@ -648,6 +656,52 @@ export class EarwaxTransport
     if (this.settings.logConnections) ctx.logger.log('Connection established.');
     this.enqueue(ctx, 'on_connect', undefined);
     socket.resume();
+  }
+
+  /**
+   * Telnet mode: the socket's bytes go through the connection's telnet
+   * session, whose clean data goes on to the framer (or to raw `on_data`).
+   */
+  private startTelnet(ctx: AnyConnectionContext, settings: TelnetSettings) {
+    const line = this.settings.framing === 'line';
+    if (line) ctx.framer = new LineFramer(this.settings.maxLineLength);
+    let decoder: StringDecoder | undefined;
+    let decoderEncoding: BufferEncoding | undefined;
+    const session = new TelnetSession(ctx.socket, settings, {
+      data: (chunk, start, end) => {
+        const bytes =
+          start === 0 && end === chunk.length
+            ? chunk
+            : chunk.subarray(start, end);
+        if (line) {
+          ctx.framer?.push(bytes, ctx);
+        } else if (this.settings.encoding) {
+          // The client may agree to another charset mid-stream.
+          const encoding = ctx.encoding;
+          if (decoder === undefined || decoderEncoding !== encoding) {
+            decoder = new StringDecoder(encoding);
+            decoderEncoding = encoding;
+          }
+          const text = decoder.write(bytes);
+          if (text.length > 0) this.connectionHost.receive(ctx, text);
+        } else {
+          this.connectionHost.receive(ctx, bytes);
+        }
+      },
+      emit: (event, payload) => {
+        if (ctx.state === 'open') this.enqueue(ctx, event, payload);
+      },
+      msspStatus: () => ({
+        PLAYERS: String(this.registry.size),
+        UPTIME: String(Math.floor(this.startedAt / 1000)),
+      }),
+      get logger() {
+        return ctx.logger;
+      },
+    });
+    ctx.telnet = session;
+    ctx.socket.on('data', onTelnetData);
+    session.start();
   }
 
   private block(
@@ -733,7 +787,11 @@ export class EarwaxTransport
       // A clean close keeps everything the client sent, in order.
       const rest = framer?.flush();
       if (rest && this.settings.deliverPartialLineOnEnd) {
-        this.enqueue(ctx, 'on_data', this.decodeLine(rest, 0, rest.length));
+        this.enqueue(
+          ctx,
+          'on_data',
+          this.decodeLine(ctx, rest, 0, rest.length),
+        );
       }
     } else {
       ctx.queue = null;
@@ -787,12 +845,16 @@ export class EarwaxTransport
   }
 
   private decodeLine(
+    ctx: AnyConnectionContext,
     chunk: Buffer,
     start: number,
     end: number,
   ): Buffer | string {
     const encoding = this.settings.encoding;
-    if (encoding) return chunk.toString(encoding, start, end);
+    if (encoding) {
+      // A telnet client may have agreed to another charset.
+      return chunk.toString(ctx.telnet?.encoding ?? encoding, start, end);
+    }
     // A view, not a copy: socket chunks are never reused by Node.
     return start === 0 && end === chunk.length
       ? chunk
@@ -1160,6 +1222,28 @@ function onLineData(this: TrackedSocket, chunk: Buffer): void {
   ctx.rateLimiter?.refill(Date.now());
   ctx.framer?.push(chunk, ctx);
 }
+function onTelnetData(this: TrackedSocket, chunk: Buffer): void {
+  const ctx = contextOf(this);
+  if (ctx.state !== 'open') return;
+  if (
+    !ctx.inputSeen &&
+    ctx.lastInputAt === 0 &&
+    ctx.host.firstInput(ctx, chunk)
+  ) {
+    return;
+  }
+  ctx.inputSeen = true;
+  ctx.rateLimiter?.refill(Date.now());
+  try {
+    ctx.telnet?.push(chunk);
+  } catch (err) {
+    // Nothing a client sends may take the server down: this connection ends.
+    ctx.logger.error(
+      `Telnet input failed: ${err instanceof Error ? err.message : String(err)}; disconnecting.`,
+    );
+    ctx.host.disconnect(ctx, 'protocol');
+  }
+}
 function onRawData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
   if (
@@ -1324,6 +1408,7 @@ function resolveSettings(options: EarwaxTransportOptions): Settings {
     inputRate: resolveInputRate(options.inputRate, maxLineLength),
     blockList: options.blockList ?? [],
     sniffProtocols: options.sniffProtocols ?? true,
+    telnet: resolveTelnet(options.telnet),
     messages: {
       ...d.messages,
       lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
@@ -1401,5 +1486,27 @@ function resolveInputRate(
       1000,
     byteBurst,
     dropsBeforeDisconnect: drops,
+  };
+}
+
+function resolveTelnet(
+  option: EarwaxTransportOptions['telnet'],
+): TelnetSettings | null {
+  if (option === undefined || option === false) return null;
+  const o: TelnetOptions = option === true ? {} : option;
+  const max = o.maxSubnegotiationLength ?? 8192;
+  if (!Number.isInteger(max) || max <= 0) {
+    throw new RangeError(
+      `EarwaxTransport option "telnet.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
+    );
+  }
+  return {
+    ttype: o.ttype ?? true,
+    naws: o.naws ?? true,
+    gmcp: o.gmcp ?? true,
+    charset: o.charset ?? true,
+    eor: o.eor ?? true,
+    mssp: o.mssp ?? { name: 'nestjs-earwax' },
+    maxSubnegotiationLength: max,
   };
 }

@@ -31,4 +31,17 @@ export {
 } from './earwax.transport.js';
 export { EventNameError } from './errors.js';
 export { LineFramer, type LineSink } from './framing/line-framer.js';
+export {
+  describeOption,
+  TelnetCommand,
+  TelnetOption,
+  TelnetSubCode,
+} from './telnet/telnet-codes.js';
+export {
+  escapeIac,
+  negotiation,
+  subnegotiation,
+  TelnetParser,
+  type TelnetSink,
+} from './telnet/telnet-parser.js';
 export * from './interfaces/index.js';

@@ -6,6 +6,8 @@
  * Modes (`--mode`):
  * - `line`: line framing; `on_data` echoes with `ctx.sendBytes(line)`.
  * - `raw`: `framing: 'raw'`; `on_data` echoes with `ctx.sendRaw(chunk)`.
+ * - `telnet`: as `line`, with `telnet: true` (input through the telnet
+ *   codec, output IAC-escaped).
  * - `broadcast`: a line from any connection goes to every other one through
  *   the injected `ConnectionRegistry.broadcast()`.
  * - `churn`: a `ConnectionGuard` checks a ban list, `on_connect` greets,
@@ -133,6 +135,7 @@ class FloodController {
 
 const controllers: Record<string, Type<unknown>> = {
   line: LineEchoController,
+  telnet: LineEchoController,
   raw: RawEchoController,
   broadcast: BroadcastController,
   churn: ChurnController,
@@ -146,6 +149,7 @@ const transport = new EarwaxTransport({
   port: args.port,
   logConnections: false,
   framing: args.mode === 'raw' ? 'raw' : 'line',
+  telnet: args.mode === 'telnet',
   // The limits stay on, so their cost is measured, but set far above what
   // the load generator does from its one address (builds without limits
   // ignore these options).

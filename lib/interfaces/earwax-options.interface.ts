@@ -1,6 +1,7 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConnectionGuard } from '../connection.guard.js';
 import type { ConnectionRegistry } from '../connection.registry.js';
+import type { TelnetOptions } from './telnet.interface.js';
 
 /**
  * How incoming bytes become `on_data` events.
@@ -245,6 +246,17 @@ export interface EarwaxTransportOptions {
    * @default { linesPerSecond: 50, lineBurst: 200, bytesPerSecond: 131072, byteBurst: 524288, dropsBeforeDisconnect: 200 }
    */
   inputRate?: InputRateOptions | false;
+  /**
+   * Telnet mode: input goes through a telnet codec, so `on_data` still gets
+   * clean lines while every telnet command is answered or stripped, and the
+   * server offers TTYPE, NAWS, GMCP, CHARSET, EOR and MSSP (see
+   * {@link TelnetOptions}). Off by default: a raw TCP client (`nc`, a bot)
+   * sees exactly the bytes sent, and `0xFF` is data. With it on, `nc` shows
+   * a few stray bytes at connect (the offers); `telnet`, TinTin++, Mudlet and
+   * MUSHclient answer them.
+   * @default false
+   */
+  telnet?: boolean | TelnetOptions;
   /**
    * Look at the first bytes a connection sends: an HTTP request (a browser
    * pointed at the game port) gets a short plain-text HTTP response, and a

@@ -2,3 +2,4 @@ export * from './connection.interface.js';
 export * from './earwax-event-options.interface.js';
 export * from './earwax-module-options.interface.js';
 export * from './earwax-options.interface.js';
+export * from './telnet.interface.js';

@@ -258,6 +258,9 @@ describe('custom events and EventNameError', () => {
       'on_connect',
       'on_disconnect',
       'on_data',
+      'on_resize',
+      'on_terminal',
+      'on_gmcp',
       'on_tell',
     ]);
     const client = await LineClient.connect(booted.port);
