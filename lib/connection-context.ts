@@ -312,23 +312,22 @@ export class ConnectionContext<
     let ok: boolean;
     if (typeof data === 'string') {
       ok = this.writeTextLine(data, encoding ?? this.encoding);
-    } else if (this.telnet !== null) {
-      socket.cork();
-      socket.write(escapeIac(data));
-      ok = socket.write(CRLF);
-      socket.uncork();
-    } else if (data.length <= COPY_LIMIT) {
-      // One small copy and one write beat a corked two-buffer writev.
-      const line = Buffer.allocUnsafe(data.length + 2);
-      line.set(data);
-      line[data.length] = 0x0d;
-      line[data.length + 1] = 0x0a;
-      ok = socket.write(line);
     } else {
-      socket.cork();
-      socket.write(data);
-      ok = socket.write(CRLF);
-      socket.uncork();
+      // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
+      const bytes = this.telnet !== null ? escapeIac(data) : data;
+      if (bytes.length <= COPY_LIMIT) {
+        // One small copy and one write beat a corked two-buffer writev.
+        const line = Buffer.allocUnsafe(bytes.length + 2);
+        line.set(bytes);
+        line[bytes.length] = 0x0d;
+        line[bytes.length + 1] = 0x0a;
+        ok = socket.write(line);
+      } else {
+        socket.cork();
+        socket.write(bytes);
+        ok = socket.write(CRLF);
+        socket.uncork();
+      }
     }
     return this.checkOutput(ok);
   }
