@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { ConnectionRegistry } from './connection.registry.js';
 import type { LineFramer } from './framing/line-framer.js';
 import type { InputRateLimiter } from './limits/input-rate-limiter.js';
@@ -124,6 +125,11 @@ export class ConnectionContext<
   roomSet: Set<string> | null = null;
   /** @internal The connection's telnet, in telnet mode. */
   telnet: TelnetSession | null = null;
+  /**
+   * @internal Where output goes: the socket, or the compressor in front of
+   * it once MCCP2 is on.
+   */
+  out: Writable;
 
   private _logger: Logger | undefined;
   private _data: TData | undefined;
@@ -140,6 +146,7 @@ export class ConnectionContext<
   constructor(socket: Socket, host: ConnectionHost) {
     super([socket]);
     this.socket = socket;
+    this.out = socket;
     this.host = host;
     const address = socket.remoteAddress ?? '';
     this.address = {
@@ -229,17 +236,17 @@ export class ConnectionContext<
    */
   sendPrompt(text: string): boolean {
     if (!this.writable('sendPrompt')) return false;
-    const socket = this.socket;
+    const out = this.out;
     const encoding = this.encoding;
     const end = this.telnet?.promptEnd();
-    socket.cork();
+    out.cork();
     if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
-      socket.write(escapeIac(Buffer.from(text, encoding)));
+      out.write(escapeIac(Buffer.from(text, encoding)));
     } else {
-      socket.write(text, encoding);
+      out.write(text, encoding);
     }
-    const ok = end === undefined ? true : socket.write(end);
-    socket.uncork();
+    const ok = end === undefined ? true : out.write(end);
+    out.uncork();
     return this.checkOutput(ok);
   }
 
@@ -253,8 +260,7 @@ export class ConnectionContext<
    */
   sendGmcp(pkg: string, data?: unknown): boolean {
     if (this.telnet === null || !this.writable('sendGmcp')) return false;
-    const sent = this.telnet.sendGmcp(pkg, data);
-    return sent && this.checkOutput(true);
+    return this.telnet.sendGmcp(pkg, data);
   }
 
   /** The rooms this connection is in (see `ConnectionRegistry.join`). */
@@ -308,7 +314,7 @@ export class ConnectionContext<
    */
   sendBytes(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
     if (!this.writable('sendBytes')) return false;
-    const socket = this.socket;
+    const out = this.out;
     let ok: boolean;
     if (typeof data === 'string') {
       ok = this.writeTextLine(data, encoding ?? this.encoding);
@@ -321,12 +327,12 @@ export class ConnectionContext<
         line.set(bytes);
         line[bytes.length] = 0x0d;
         line[bytes.length + 1] = 0x0a;
-        ok = socket.write(line);
+        ok = out.write(line);
       } else {
-        socket.cork();
-        socket.write(bytes);
-        ok = socket.write(CRLF);
-        socket.uncork();
+        out.cork();
+        out.write(bytes);
+        ok = out.write(CRLF);
+        out.uncork();
       }
     }
     return this.checkOutput(ok);
@@ -345,12 +351,12 @@ export class ConnectionContext<
       // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
       const bytes =
         typeof data === 'string' ? Buffer.from(data, this.encoding) : data;
-      return this.checkOutput(this.socket.write(escapeIac(bytes)));
+      return this.checkOutput(this.out.write(escapeIac(bytes)));
     }
     return this.checkOutput(
       typeof data === 'string'
-        ? this.socket.write(data, this.host.encoding)
-        : this.socket.write(data),
+        ? this.out.write(data, this.host.encoding)
+        : this.out.write(data),
     );
   }
 
@@ -365,6 +371,15 @@ export class ConnectionContext<
    */
   disconnect(reason: DisconnectReason = 'kicked'): void {
     this.host.disconnect(this, reason);
+  }
+
+  /**
+   * @internal Writes telnet protocol bytes as they are (already escaped),
+   * under the slow-consumer policy.
+   */
+  writeProtocol(bytes: Buffer): boolean {
+    if (!this.writable('telnet')) return false;
+    return this.checkOutput(this.out.write(bytes));
   }
 
   /** @internal A line from the framer. */
@@ -389,26 +404,29 @@ export class ConnectionContext<
     if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
       // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
       const line = escapeIac(Buffer.from(text, encoding));
-      this.socket.cork();
-      this.socket.write(line);
-      const ok = this.socket.write(CRLF);
-      this.socket.uncork();
+      this.out.cork();
+      this.out.write(line);
+      const ok = this.out.write(CRLF);
+      this.out.uncork();
       return ok;
     }
     if (ASCII_COMPATIBLE.has(encoding)) {
-      return this.socket.write(text + '\r\n', encoding);
+      return this.out.write(text + '\r\n', encoding);
     }
-    this.socket.cork();
-    this.socket.write(text, encoding);
-    const ok = this.socket.write(CRLF);
-    this.socket.uncork();
+    this.out.cork();
+    this.out.write(text, encoding);
+    const ok = this.out.write(CRLF);
+    this.out.uncork();
     return ok;
   }
 
   private writable(what: string): boolean {
     // `writable` is already false once the socket is ending, ended,
     // destroyed or errored: one getter per send.
-    if (this.socket.writable) return true;
+    const out = this.out;
+    if (out.writable && (out === this.socket || this.socket.writable)) {
+      return true;
+    }
     this.logger.debug(`${what} ignored: the connection is closed.`);
     return false;
   }
@@ -420,7 +438,7 @@ export class ConnectionContext<
    */
   private checkOutput(ok: boolean): boolean {
     if (ok && !this.host.checkEveryWrite) return true;
-    if (this.socket.writableLength > this.host.maxOutputBuffer) {
+    if (this.out.writableLength > this.host.maxOutputBuffer) {
       this.host.disconnect(this, 'slow_consumer');
       return false;
     }

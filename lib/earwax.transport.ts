@@ -11,6 +11,7 @@ import {
   type Socket,
 } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { isObservable } from 'rxjs';
@@ -231,7 +232,7 @@ export class EarwaxTransport
           this.settings.writeTimeout,
           ctx,
         );
-        ctx.socket.once('drain', onSocketDrain);
+        ctx.out.once('drain', onSocketDrain);
       },
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
       firstInput: (ctx, chunk) => this.sniff(ctx, chunk),
@@ -667,7 +668,7 @@ export class EarwaxTransport
     if (line) ctx.framer = new LineFramer(this.settings.maxLineLength);
     let decoder: StringDecoder | undefined;
     let decoderEncoding: BufferEncoding | undefined;
-    const session = new TelnetSession(ctx.socket, settings, {
+    const session = new TelnetSession(settings, {
       data: (chunk, start, end) => {
         const bytes =
           start === 0 && end === chunk.length
@@ -698,10 +699,40 @@ export class EarwaxTransport
       get logger() {
         return ctx.logger;
       },
+      get out() {
+        return ctx.out;
+      },
+      write: (bytes) => ctx.writeProtocol(bytes),
+      startCompression: () => this.compress(ctx),
     });
     ctx.telnet = session;
     ctx.socket.on('data', onTelnetData);
     session.start();
+  }
+
+  /**
+   * MCCP2: from now on the connection's output goes through zlib, each write
+   * flushed (Z_SYNC_FLUSH) so a line is never held back, the dictionary kept
+   * between writes so repeated text still compresses.
+   */
+  private compress(ctx: AnyConnectionContext): void {
+    const socket = ctx.socket;
+    if (ctx.out !== socket || !socket.writable) return;
+    // A 4 KiB window and small hash tables: about 48 KiB of zlib state per
+    // connection instead of 256 KiB; any client's inflater reads it.
+    const deflate = createDeflate({
+      flush: zlibConstants.Z_SYNC_FLUSH,
+      windowBits: 12,
+      memLevel: 6,
+    });
+    (deflate as unknown as TrackedSocket)[kContext] = ctx;
+    deflate.on('error', (err: Error) => {
+      ctx.logger.warn(`Compression failed (${err.message}): disconnecting.`);
+      socket.destroy();
+    });
+    deflate.pipe(socket);
+    ctx.out = deflate;
+    ctx.logger.debug('MCCP2 compression on.');
   }
 
   private block(
@@ -820,12 +851,18 @@ export class EarwaxTransport
     // client still sending can finish, read what we sent, and see our FIN;
     // one that never stops is destroyed when the linger time runs out.
     socket.resume();
-    if (!socket.writableEnded) socket.end();
+    const out = ctx.out;
+    if (out !== socket) {
+      // The compressed stream ends first; the pipe then ends the socket.
+      if (!out.writableEnded) out.end();
+    } else if (!socket.writableEnded) {
+      socket.end();
+    }
     if (!ctx.lingerTimer) {
       const { lingerTimeout, writeTimeout } = this.settings;
       // Output still queued gets the slow-consumer deadline to flush first.
       const wait =
-        socket.writableLength > 0
+        socket.writableLength > 0 || out.writableLength > 0
           ? writeTimeout + lingerTimeout
           : lingerTimeout;
       ctx.lingerTimer = setTimeout(destroySocket, wait, socket);
@@ -841,6 +878,7 @@ export class EarwaxTransport
     this.limits.release(ctx.hostname);
     if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
     if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
+    if (ctx.out !== ctx.socket) ctx.out.destroy();
     if (this.live.size === 0) this.onLiveEmpty?.();
   }
 
@@ -1507,6 +1545,7 @@ function resolveTelnet(
     charset: o.charset ?? true,
     eor: o.eor ?? true,
     mssp: o.mssp ?? { name: 'nestjs-earwax' },
+    mccp2: o.mccp2 ?? false,
     maxSubnegotiationLength: max,
   };
 }

@@ -40,6 +40,14 @@ export interface TelnetOptions {
    */
   mssp?: MsspOptions | false;
   /**
+   * Offer MCCP2: a client that agrees gets everything after that compressed
+   * with zlib (about 48 KiB of memory per connection while it lasts). Worth
+   * it for players on slow links; not for TLS connections, which should not
+   * mix compression with encryption.
+   * @default false
+   */
+  mccp2?: boolean;
+  /**
    * Longest subnegotiation accepted, in bytes; a longer one is dropped with
    * a warning and the connection carries on.
    * @default 8192

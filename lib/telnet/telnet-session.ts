@@ -1,5 +1,5 @@
 import type { Logger } from '@nestjs/common';
-import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type {
   GmcpMessage,
   MsspOptions,
@@ -37,6 +37,7 @@ export interface TelnetSettings {
   readonly charset: boolean;
   readonly eor: boolean;
   readonly mssp: MsspOptions | false;
+  readonly mccp2: boolean;
   readonly maxSubnegotiationLength: number;
 }
 
@@ -52,6 +53,15 @@ export interface TelnetHost {
   emit(event: string, payload: unknown): void;
   /** The live MSSP values (PLAYERS, UPTIME) to send with the static ones. */
   msspStatus(): Record<string, string>;
+  /** Where output goes now (the socket, or its compressor). */
+  readonly out: Writable;
+  /**
+   * Writes protocol bytes (negotiation, subnegotiations) under the same
+   * slow-consumer policy as any send.
+   */
+  write(bytes: Buffer): boolean;
+  /** MCCP2 was agreed: compress everything after what is written now. */
+  startCompression(): void;
   readonly logger: Logger;
 }
 
@@ -84,7 +94,6 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   private charsetSettled = false;
 
   constructor(
-    private readonly socket: Socket,
     private readonly settings: TelnetSettings,
     private readonly host: TelnetHost,
   ) {
@@ -95,14 +104,15 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   /** Offers and asks for the options this transport uses. */
   start(): void {
     const { ttype, naws, gmcp, charset, eor, mssp } = this.settings;
-    this.socket.cork();
+    this.host.out.cork();
     if (ttype) this.options.enableRemote(TelnetOption.TTYPE);
     if (naws) this.options.enableRemote(TelnetOption.NAWS);
     if (gmcp) this.options.enableLocal(TelnetOption.GMCP);
     if (charset) this.options.enableLocal(TelnetOption.CHARSET);
     if (eor) this.options.enableLocal(TelnetOption.EOR);
     if (mssp !== false) this.options.enableLocal(TelnetOption.MSSP);
-    this.socket.uncork();
+    if (this.settings.mccp2) this.options.enableLocal(TelnetOption.MCCP2);
+    this.host.out.uncork();
   }
 
   /** Parses a chunk from the socket. */
@@ -139,7 +149,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   sendGmcp(pkg: string, data: unknown): boolean {
     if (!this.gmcpEnabled) return false;
     const text = data === undefined ? pkg : `${pkg} ${JSON.stringify(data)}`;
-    return this.socket.write(
+    return this.host.write(
       subnegotiation(TelnetOption.GMCP, Buffer.from(text, 'utf8')),
     );
   }
@@ -185,7 +195,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   sendNegotiation(verb: number, option: number): void {
-    this.socket.write(negotiation(verb, option));
+    this.host.write(negotiation(verb, option));
   }
 
   optionChanged(
@@ -198,8 +208,12 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
       this.askTtype();
     } else if (side === 'local' && option === TelnetOption.MSSP) {
       this.sendMssp();
+    } else if (side === 'local' && option === TelnetOption.MCCP2) {
+      // Compression starts right after this subnegotiation (MCCP2).
+      this.host.write(subnegotiation(TelnetOption.MCCP2, Buffer.alloc(0)));
+      this.host.startCompression();
     } else if (side === 'local' && option === TelnetOption.CHARSET) {
-      this.socket.write(
+      this.host.write(
         subnegotiation(
           TelnetOption.CHARSET,
           Buffer.concat([Buffer.of(TelnetSubCode.REQUEST), CHARSET_REQUEST]),
@@ -227,7 +241,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
 
   private askTtype(): void {
     this.ttypeRounds++;
-    this.socket.write(
+    this.host.write(
       subnegotiation(TelnetOption.TTYPE, Buffer.of(TelnetSubCode.SEND)),
     );
   }
@@ -319,7 +333,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
         );
       }
     }
-    this.socket.write(subnegotiation(TelnetOption.MSSP, Buffer.concat(parts)));
+    this.host.write(subnegotiation(TelnetOption.MSSP, Buffer.concat(parts)));
   }
 }
 
@@ -333,6 +347,7 @@ function policyOf(settings: TelnetSettings): NegotiationPolicy {
   if (settings.charset) local.add(TelnetOption.CHARSET);
   if (settings.eor) local.add(TelnetOption.EOR);
   if (settings.mssp !== false) local.add(TelnetOption.MSSP);
+  if (settings.mccp2) local.add(TelnetOption.MCCP2);
   if (settings.ttype) remote.add(TelnetOption.TTYPE);
   if (settings.naws) remote.add(TelnetOption.NAWS);
   return {
