@@ -15,8 +15,9 @@ export interface BroadcastOptions {
   /** A connection (or several) to leave out, usually the sender. */
   except?: AnyConnectionContext | Iterable<AnyConnectionContext>;
   /**
-   * How to encode a string.
-   * @default 'utf8'
+   * How to encode a string. Without it, each connection gets the text in
+   * its own encoding (`ctx.encoding`: the transport's, or what a telnet
+   * client agreed to), encoded once per encoding.
    */
   encoding?: BufferEncoding;
 }
@@ -156,29 +157,36 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * @param data The line, without its terminator: text, or bytes sent as
    *   they are.
    * @param options `room`: only its members; `except`: connections to leave
-   *   out, usually the sender; `encoding`: how to encode text (UTF-8).
+   *   out, usually the sender; `encoding`: how to encode text (default:
+   *   each connection's own).
    * @returns How many connections it was queued to.
    */
   broadcast(data: string | Uint8Array, options: BroadcastOptions = {}): number {
-    const { room, except, encoding = 'utf8' } = options;
+    const { room, except, encoding } = options;
     const targets: Iterable<AnyConnectionContext> | undefined =
       room === undefined
         ? this.connections.values()
         : this.roomMembers.get(room);
     if (!targets) return 0;
-    let line: Buffer;
-    if (typeof data === 'string') {
-      line = Buffer.from(data + '\r\n', encoding);
-    } else {
-      line = Buffer.allocUnsafe(data.length + 2);
-      line.set(data);
-      line[data.length] = 0x0d;
-      line[data.length + 1] = 0x0a;
-    }
     const skip = excluded(except);
     let sent = 0;
+    if (typeof data !== 'string' || encoding !== undefined) {
+      const line = toLine(data, encoding ?? 'utf8');
+      for (const ctx of targets) {
+        if (skip !== undefined && (skip === ctx || isIn(skip, ctx))) continue;
+        if (ctx.sendRaw(line)) sent++;
+      }
+      return sent;
+    }
+    // Text without an explicit encoding goes out in each connection's own
+    // (a telnet client may have agreed to latin-1): still one encode per
+    // encoding, not per connection.
+    const lines = new Map<BufferEncoding, Buffer>();
     for (const ctx of targets) {
       if (skip !== undefined && (skip === ctx || isIn(skip, ctx))) continue;
+      const own = ctx.encoding;
+      let line = lines.get(own);
+      if (line === undefined) lines.set(own, (line = toLine(data, own)));
       if (ctx.sendRaw(line)) sent++;
     }
     return sent;
@@ -204,6 +212,20 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
     // player was) but is detached from the registry.
   }
 }
+
+/** A line's bytes: the text (or bytes) and CR LF. */
+function toLine(data: string | Uint8Array, encoding: BufferEncoding): Buffer {
+  if (typeof data === 'string') {
+    return Buffer.concat([Buffer.from(data, encoding), CRLF]);
+  }
+  const line = Buffer.allocUnsafe(data.length + 2);
+  line.set(data);
+  line[data.length] = 0x0d;
+  line[data.length + 1] = 0x0a;
+  return line;
+}
+
+const CRLF = Buffer.from('\r\n');
 
 function excluded(
   except: BroadcastOptions['except'],

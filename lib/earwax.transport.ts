@@ -693,7 +693,11 @@ export class EarwaxTransport
         if (ctx.state === 'open') this.enqueue(ctx, event, payload);
       },
       msspStatus: () => ({
-        PLAYERS: String(this.registry.size),
+        PLAYERS: String(
+          settings.mssp === false || settings.mssp.players === undefined
+            ? this.registry.size
+            : settings.mssp.players(),
+        ),
         UPTIME: String(Math.floor(this.startedAt / 1000)),
       }),
       get logger() {

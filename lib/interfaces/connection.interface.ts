@@ -4,6 +4,8 @@
  *
  * - `client_closed`: the client closed its side cleanly.
  * - `reset`: the connection broke (reset, timeout, network error).
+ * - `quit`: the player asked to leave: `ctx.disconnect('quit')` from a quit
+ *   command.
  * - `kicked`: `ctx.disconnect()` was called, by the connection's own handler or
  *   by anyone else, or a new ban matched the connection.
  * - `idle`: no input for `idleTimeout`, or nothing at all within
@@ -23,6 +25,7 @@
 export type DisconnectReason =
   | 'client_closed'
   | 'reset'
+  | 'quit'
   | 'kicked'
   | 'idle'
   | 'flood'

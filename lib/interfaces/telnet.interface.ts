@@ -67,6 +67,11 @@ export interface MsspOptions {
   name: string;
   /** More variables; an array sends the variable with several values. */
   variables?: Record<string, string | number | Array<string | number>>;
+  /**
+   * How many players are online, for PLAYERS; by default, the live
+   * connections (including those still at a login prompt).
+   */
+  players?: () => number;
 }
 
 /**

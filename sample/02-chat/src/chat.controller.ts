@@ -38,7 +38,7 @@ export class ChatController {
     const command = parseCommand(text);
     if (command?.verb === 'quit') {
       player.sendString('Goodbye.');
-      player.disconnect();
+      player.disconnect('quit');
       return;
     }
     if (player.data.name === undefined) {

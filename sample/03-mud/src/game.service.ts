@@ -1,0 +1,138 @@
+import { Injectable } from '@nestjs/common';
+import {
+  ConnectionRegistry,
+  type DisconnectReason,
+} from '../../../lib/index.js';
+import { nameOf, type Player, PROMPT } from './mud-session.js';
+import {
+  type Direction,
+  registryRoom,
+  type Room,
+  roomOf,
+  SHORT_DIRECTIONS,
+  START_ROOM,
+} from './world.js';
+
+/**
+ * The world in play: who stands where, looking, walking, talking. Each game
+ * room is a `ConnectionRegistry` room (`room:<num>`), so the registry knows
+ * who hears what, and a player leaves it on disconnect by itself.
+ *
+ * Methods return the lines for the acting player (the controller sends them
+ * as its handler reply, followed by the prompt); other players are told at
+ * once, each with a fresh prompt.
+ */
+@Injectable()
+export class GameService {
+  constructor(private readonly registry: ConnectionRegistry) {}
+
+  /** Puts a player who has just logged in into the world. */
+  enter(player: Player, name: string): string[] {
+    player.data.name = name;
+    player.data.room = START_ROOM;
+    this.tellRoom(START_ROOM, `${name} has entered the world.`);
+    player.join(registryRoom(START_ROOM));
+    player.sendGmcp('Char.Name', { name, fullname: name });
+    this.sendRoomInfo(player);
+    return this.look(player);
+  }
+
+  /** What the player sees where they stand. */
+  look(player: Player): string[] {
+    const room = this.roomOfPlayer(player);
+    const exits = Object.keys(room.exits);
+    const others = this.registry
+      .members(registryRoom(room.num))
+      .filter((ctx) => ctx !== player)
+      .map(nameOf);
+    return [
+      `[${room.name}]`,
+      room.description,
+      `Exits: ${exits.length === 0 ? 'none' : exits.join(', ')}.`,
+      ...(others.length === 0 ? [] : [`Also here: ${others.join(', ')}.`]),
+    ];
+  }
+
+  /** Walks the player out through an exit, if the room has it. */
+  move(player: Player, direction: Direction): string[] {
+    const from = this.roomOfPlayer(player);
+    const to = from.exits[direction];
+    if (to === undefined) return [`You cannot go ${direction} from here.`];
+    const name = player.data.name;
+    player.leave(registryRoom(from.num));
+    this.tellRoom(from.num, `${name} leaves ${direction}.`);
+    this.tellRoom(to, `${name} arrives.`);
+    player.join(registryRoom(to));
+    player.data.room = to;
+    this.sendRoomInfo(player);
+    return [`You go ${direction}.`, ...this.look(player)];
+  }
+
+  /** Says something to the others in the player's room. */
+  say(player: Player, text: string): string {
+    if (text === '') return 'Say what?';
+    this.tellRoom(
+      this.roomOfPlayer(player).num,
+      `${player.data.name} says, "${text}"`,
+      player,
+    );
+    return `You say, "${text}"`;
+  }
+
+  /** Everyone logged in, and where they are. */
+  who(): string[] {
+    const players = this.registry.filter((ctx) => nameOf(ctx) !== undefined);
+    return [
+      `Players online (${players.length}):`,
+      ...players.map(
+        (ctx) => `  ${nameOf(ctx)} - ${this.roomOfPlayer(ctx as Player).name}`,
+      ),
+    ];
+  }
+
+  /** Whether a character of that name is playing now, whatever the case. */
+  isPlaying(name: string): boolean {
+    const lower = name.toLowerCase();
+    return (
+      this.registry.filter((ctx) => nameOf(ctx)?.toLowerCase() === lower)
+        .length > 0
+    );
+  }
+
+  /** Tells the room a player has gone (it has already left the registry). */
+  left(player: Player, reason: DisconnectReason): void {
+    const { name, room } = player.data;
+    // Not logged in: nobody knew; at shutdown everyone is going at once.
+    if (name === undefined || room === undefined) return;
+    if (reason === 'server_shutdown') return;
+    player.logger.log(`${name} disconnected (${reason}).`);
+    this.tellRoom(room, `${name} has left the world.`);
+  }
+
+  /**
+   * Tells every player in a room but `except` a line, then gives each a
+   * fresh prompt. Sent one by one rather than with `registry.broadcast`, so
+   * each player gets the text in the charset their client agreed to.
+   */
+  tellRoom(num: number, text: string, except?: Player): void {
+    for (const ctx of this.registry.members(registryRoom(num))) {
+      if (ctx === except) continue;
+      ctx.sendString(text);
+      ctx.sendPrompt(PROMPT);
+    }
+  }
+
+  /** Sends GMCP `Room.Info`, for client mappers (a no-op without GMCP). */
+  sendRoomInfo(player: Player): void {
+    const room = this.roomOfPlayer(player);
+    const exits: Record<string, number> = {};
+    for (const [direction, to] of Object.entries(room.exits)) {
+      exits[SHORT_DIRECTIONS[direction as Direction]] = to;
+    }
+    player.sendGmcp('Room.Info', { num: room.num, name: room.name, exits });
+  }
+
+  private roomOfPlayer(player: Player): Room {
+    return roomOf(player.data.room ?? START_ROOM);
+  }
+}

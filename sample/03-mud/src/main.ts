@@ -1,0 +1,21 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { EarwaxTransport } from '../../../lib/index.js';
+import { AppModule } from './app.module.js';
+import { mudTransportOptions } from './mud.options.js';
+
+async function bootstrap(): Promise<void> {
+  // Read first: a bad PORT stops the server before anything starts.
+  const options = mudTransportOptions();
+  const app = await NestFactory.createMicroservice(AppModule, {
+    strategy: new EarwaxTransport(options),
+  });
+  // SIGTERM or Ctrl-C closes gracefully: every player gets the goodbye.
+  app.enableShutdownHooks();
+  await app.listen();
+}
+
+bootstrap().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});
