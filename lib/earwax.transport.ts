@@ -690,7 +690,15 @@ export class EarwaxTransport
         }
       },
       emit: (event, payload) => {
-        if (ctx.state === 'open') this.enqueue(ctx, event, payload);
+        if (ctx.state !== 'open') return;
+        // Telnet events count against the input rate like lines: a client
+        // must not fire on_gmcp or on_resize without limit.
+        const limiter = ctx.rateLimiter;
+        if (limiter !== null) {
+          const verdict = limiter.take(1);
+          if (verdict !== 'pass') return this.overRate(ctx, verdict);
+        }
+        this.enqueue(ctx, event, payload);
       },
       msspStatus: () => ({
         PLAYERS: String(

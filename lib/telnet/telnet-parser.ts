@@ -34,10 +34,16 @@ export interface TelnetSink {
    */
   onTelnetSubnegotiation(option: number, payload: Buffer): void;
   /**
-   * A subnegotiation is abandoned and the parser is back in data mode:
-   * - `'overflow'`: its unescaped payload passed `maxSubnegotiationLength`;
-   *   its remaining bytes, from the first that did not fit, are parsed as
-   *   plain data (so a trailing IAC SE is dropped as stray).
+   * A subnegotiation is abandoned, reported once:
+   * - `'overflow'`: its unescaped payload passed `maxSubnegotiationLength`
+   *   (reported on the first byte that does not fit). What was collected is
+   *   dropped and the rest of it is skipped, unbuffered, up to its end: IAC
+   *   IAC is an escaped payload byte (skipped too); IAC SE ends it with no
+   *   further call; IAC with any other byte ends it too (no second report)
+   *   and is then handled as a normal command or negotiation (IAC SB starts a
+   *   new subnegotiation). None of it is ever data: the tail of a large
+   *   legitimate message (a GMCP JSON holding a newline and `quit`, say) must
+   *   not reach the game as if the player had typed it.
    * - `'malformed'`: an IAC followed by something other than SE or IAC came
    *   inside it; that IAC and byte are then handled as a normal command or
    *   negotiation (IAC SB starts a new subnegotiation). `option` is -1 when
@@ -71,6 +77,10 @@ const SUB_OPTION = 3;
 const SUB_DATA = 4;
 /** After an IAC inside a subnegotiation. */
 const SUB_COMMAND = 5;
+/** Inside a subnegotiation that overflowed: skipped up to its end. */
+const SUB_SKIP = 6;
+/** After an IAC inside a skipped subnegotiation. */
+const SUB_SKIP_COMMAND = 7;
 
 /** First size of the subnegotiation buffer; it doubles up to the limit. */
 const SUB_INITIAL_SIZE = 64;
@@ -92,6 +102,14 @@ const DEFAULT_MAX_SUBNEGOTIATION_LENGTH = 8192;
  * but never past `maxSubnegotiationLength`, and is kept for the next one when
  * small; its payload is copied out once. Any input is accepted: `push`
  * never throws itself and consumes at least one byte per step.
+ *
+ * A subnegotiation longer than `maxSubnegotiationLength` is reported once
+ * and the rest of it is then skipped, `indexOf` from IAC to IAC, without
+ * buffering anything, up to its IAC SE (or another IAC command, which is then
+ * handled normally): memory stays bounded however long it is, and none of it
+ * is taken for data. Parsing its tail as data instead would hand the game
+ * whatever a large legitimate message held (a newline and `quit` inside a
+ * GMCP JSON would run as a command the player never typed).
  *
  * Hand-written rather than taken from npm. Looked at: `telnet-stream`
  * (AGPL-3.0, unusable in this MIT package; a Transform stream that allocates
@@ -117,7 +135,7 @@ export class TelnetParser {
 
   /**
    * @param maxSubnegotiationLength The longest subnegotiation payload, in
-   * bytes after unescaping IAC IAC; a longer one is abandoned.
+   * bytes after unescaping IAC IAC; a longer one is reported and skipped.
    */
   constructor(
     readonly maxSubnegotiationLength: number = DEFAULT_MAX_SUBNEGOTIATION_LENGTH,
@@ -131,7 +149,10 @@ export class TelnetParser {
       );
   }
 
-  /** Whether a sequence (IAC ..., IAC SB ...) is incomplete. */
+  /**
+   * Whether a sequence (IAC ..., IAC SB ...) is incomplete, an overflowed
+   * subnegotiation still being skipped included.
+   */
   get midSequence(): boolean {
     return this.state !== DATA;
   }
@@ -223,10 +244,10 @@ export class TelnetParser {
           const end = iac === -1 ? length : iac;
           const room = this.maxSubnegotiationLength - this.subLength;
           if (end - pos > room) {
-            // What fit is dropped with the rest of the abandoned payload; the
-            // bytes from the first that did not fit on are plain data.
-            pos += room;
-            this.abandon(sink, 'overflow');
+            // What fit is dropped; the first byte that did not fit and the
+            // rest are skipped (the SUB_SKIP case resumes after it).
+            pos += room + 1;
+            this.overflow(sink);
             break;
           }
           this.append(chunk, pos, end);
@@ -245,8 +266,8 @@ export class TelnetParser {
               (this.sub as Buffer)[this.subLength++] = IAC;
               this.state = SUB_DATA;
             } else {
-              this.abandon(sink, 'overflow');
-              sink.onTelnetData(chunk, pos - 1, pos);
+              // The escaped 255 did not fit: skipped with the rest.
+              this.overflow(sink);
             }
           } else if (byte === SE) {
             const option = this.option;
@@ -264,6 +285,25 @@ export class TelnetParser {
             sink.onTelnetSubnegotiationError(option, 'malformed');
             if (simple) sink.onTelnetCommand(byte);
           }
+          break;
+        }
+        case SUB_SKIP: {
+          if (iac !== -1 && iac < pos) iac = chunk.indexOf(IAC, pos);
+          if (iac === -1) {
+            pos = length;
+          } else {
+            pos = iac + 1;
+            this.state = SUB_SKIP_COMMAND;
+          }
+          break;
+        }
+        case SUB_SKIP_COMMAND: {
+          const byte = chunk[pos++];
+          // IAC IAC: an escaped payload byte, skipped. IAC SE: the end, as
+          // enterCommand drops a stray one. Anything else ends the skipped
+          // subnegotiation too (already reported) and starts its own sequence.
+          if (byte === IAC) this.state = SUB_SKIP;
+          else if (this.enterCommand(byte)) sink.onTelnetCommand(byte);
           break;
         }
       }
@@ -296,11 +336,16 @@ export class TelnetParser {
     }
   }
 
-  private abandon(sink: TelnetSink, reason: 'overflow' | 'malformed'): void {
+  /**
+   * Abandons the current subnegotiation for being too long: its buffer is
+   * released and the rest of it skipped. The state is set before the sink
+   * is called, so a sink that throws leaves the parser skipping.
+   */
+  private overflow(sink: TelnetSink): void {
     const option = this.option;
     this.release();
-    this.state = DATA;
-    sink.onTelnetSubnegotiationError(option, reason);
+    this.state = SUB_SKIP;
+    sink.onTelnetSubnegotiationError(option, 'overflow');
   }
 
   /** Ends the current subnegotiation's buffering. */

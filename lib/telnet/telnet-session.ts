@@ -91,6 +91,9 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   private readonly parser: TelnetParser;
   private readonly options: OptionNegotiator;
   private ttypeRounds = 0;
+  /** A TTYPE SEND is out and its answer not yet in. */
+  private ttypeAsked = false;
+  private subnegotiationErrors = 0;
   private charsetSettled = false;
 
   constructor(
@@ -167,31 +170,46 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   onTelnetSubnegotiation(option: number, payload: Buffer): void {
+    // Only options both sides agreed to: a client cannot push GMCP or window
+    // sizes at a server that never turned them on, nor TTYPE answers that
+    // were not asked for.
+    const options = this.options;
     switch (option) {
       case TelnetOption.NAWS:
-        return this.naws(payload);
+        if (options.isRemoteEnabled(option)) return this.naws(payload);
+        break;
       case TelnetOption.TTYPE:
-        return this.ttype(payload);
+        if (this.ttypeAsked) return this.ttype(payload);
+        break;
       case TelnetOption.GMCP:
-        return this.gmcp(payload);
+        if (options.isLocalEnabled(option)) return this.gmcp(payload);
+        break;
       case TelnetOption.CHARSET:
-        return this.charset(payload);
-      default:
-        this.host.logger.debug(
-          `Ignored subnegotiation of ${describeOption(option)}.`,
-        );
+        if (options.isLocalEnabled(option)) return this.charset(payload);
+        break;
     }
+    this.host.logger.debug(
+      `Ignored subnegotiation of ${describeOption(option)}.`,
+    );
   }
 
   onTelnetSubnegotiationError(
     option: number,
     reason: 'overflow' | 'malformed',
   ): void {
-    this.host.logger.warn(
+    const message =
       reason === 'overflow'
         ? `Subnegotiation of ${describeOption(option)} longer than ${this.settings.maxSubnegotiationLength} bytes: dropped.`
-        : `Malformed subnegotiation of ${describeOption(option)}: dropped.`,
-    );
+        : `Malformed subnegotiation of ${describeOption(option)}: dropped.`;
+    // One warning per connection: a client sending broken sequences on
+    // purpose must not flood the log; the rest go to debug.
+    if (this.subnegotiationErrors++ === 0) {
+      this.host.logger.warn(
+        `${message} (Further ones are logged at debug level.)`,
+      );
+    } else {
+      this.host.logger.debug(message);
+    }
   }
 
   sendNegotiation(verb: number, option: number): void {
@@ -240,7 +258,10 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   private askTtype(): void {
+    // However often the client turns TTYPE off and on, the cycle is bounded.
+    if (this.ttypeRounds >= MAX_TTYPE_ROUNDS) return;
     this.ttypeRounds++;
+    this.ttypeAsked = true;
     this.host.write(
       subnegotiation(TelnetOption.TTYPE, Buffer.of(TelnetSubCode.SEND)),
     );
@@ -248,6 +269,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
 
   private ttype(payload: Buffer): void {
     if (payload.length === 0 || payload[0] !== TelnetSubCode.IS) return;
+    this.ttypeAsked = false;
     const name = payload.toString('latin1', 1).trim();
     const terminal = this.terminal;
     let next: TerminalInfo;

@@ -147,7 +147,8 @@ function reference(
     out = [];
     events.push(event);
   };
-  type State = 'data' | 'iac' | 'opt' | 'sbopt' | 'sb' | 'sbiac';
+  type State =
+    'data' | 'iac' | 'opt' | 'sbopt' | 'sb' | 'sbiac' | 'skip' | 'skipiac';
   let state = 'data' as State;
   let prevCR = false;
   let verb = 0;
@@ -217,10 +218,8 @@ function reference(
           fate('subnegotiation');
         } else {
           emit(err(option, 'overflow'));
-          out.push(b);
-          fate('data');
-          prevCR = b === 0x0d;
-          state = 'data';
+          fate('skipped subnegotiation');
+          state = 'skip';
         }
         break;
       case 'sbiac':
@@ -231,9 +230,8 @@ function reference(
             state = 'sb';
           } else {
             emit(err(option, 'overflow'));
-            out.push(IAC);
-            fate('escaped data', 2);
-            state = 'data';
+            fate('skipped subnegotiation', 2);
+            state = 'skip';
           }
         } else if (b === SE) {
           emit(`sb ${option} ${text(payload)}`);
@@ -245,11 +243,36 @@ function reference(
           command(b);
         }
         break;
+      case 'skip':
+        if (b === IAC) state = 'skipiac';
+        else fate('skipped subnegotiation');
+        break;
+      case 'skipiac':
+        if (b === IAC) {
+          fate('skipped subnegotiation', 2);
+          state = 'skip';
+        } else if (b === SE) {
+          fate('skipped subnegotiation', 2);
+          state = 'data';
+        } else {
+          // Ends the skipped one, silently; the IAC goes with its command.
+          command(b);
+        }
+        break;
     }
   }
   if (out.length > 0) events.push(`data ${text(out)}`);
   // Bytes of a sequence still open at the end of the stream.
-  const open = { data: 0, iac: 1, opt: 2, sbopt: 2, sb: 0, sbiac: 1 }[state];
+  const open = {
+    data: 0,
+    iac: 1,
+    opt: 2,
+    sbopt: 2,
+    sb: 0,
+    sbiac: 1,
+    skip: 0,
+    skipiac: 1,
+  }[state];
   if (open > 0) fate('open sequence', open);
   return { events, fates };
 }
@@ -400,27 +423,104 @@ const CASES: Case[] = [
     max: 4,
   },
   {
-    name: 'overflow: the rest of the subnegotiation is data',
+    name: 'overflow: the rest of the subnegotiation is skipped, not data',
     stream: bytes(IAC, SB, GMCP, 'abcdefg\r\0h', IAC, SE, 'ok'),
-    expected: [err(GMCP, 'overflow'), data('efg\rhok')],
+    expected: [err(GMCP, 'overflow'), data('ok')],
     max: 4,
+  },
+  {
+    name: 'overflow: a line inside the tail never becomes data',
+    stream: bytes(
+      IAC,
+      SB,
+      GMCP,
+      'Say {"t":"\r\nquit\r\n"}',
+      IAC,
+      SE,
+      'look\r\n',
+    ),
+    expected: [err(GMCP, 'overflow'), data('look\r\n')],
+    max: 6,
   },
   {
     name: 'overflow on an escaped 255',
     stream: bytes(IAC, SB, GMCP, 'ab', IAC, IAC, 'c', IAC, SE, IAC, NOP),
-    expected: [err(GMCP, 'overflow'), data('\xffc'), cmd(NOP)],
+    expected: [err(GMCP, 'overflow'), cmd(NOP)],
     max: 2,
+  },
+  {
+    name: 'overflow on an escaped 255 with a limit of 0',
+    stream: bytes(IAC, SB, GMCP, IAC, IAC, IAC, SE, 'a'),
+    expected: [err(GMCP, 'overflow'), data('a')],
+    max: 0,
+  },
+  {
+    name: 'overflow: IAC IAC inside the skipped part stays skipping',
+    stream: bytes(
+      IAC,
+      SB,
+      GMCP,
+      'abcdef',
+      IAC,
+      IAC,
+      SE,
+      'quit\r\n',
+      IAC,
+      IAC,
+      IAC,
+      IAC,
+      WILL,
+      IAC,
+      IAC,
+      IAC,
+      SE,
+      'ok',
+    ),
+    expected: [err(GMCP, 'overflow'), data('ok')],
+    max: 4,
+  },
+  {
+    name: 'overflow: IAC WILL inside the skipped part ends it, then is a negotiation',
+    stream: bytes(IAC, SB, GMCP, 'abcdef', IAC, WILL, ECHO_OPTION, 'ok\r\n'),
+    expected: [err(GMCP, 'overflow'), neg(WILL, ECHO_OPTION), data('ok\r\n')],
+    max: 4,
+  },
+  {
+    name: 'overflow: a command inside the skipped part ends it, then is reported',
+    stream: bytes(IAC, SB, GMCP, 'abcdef', IAC, NOP, 'ok', IAC, SE, 'z'),
+    expected: [err(GMCP, 'overflow'), cmd(NOP), data('okz')],
+    max: 4,
   },
   {
     name: 'overflow, then a complete subnegotiation',
     stream: bytes(IAC, SB, 1, 'abc', IAC, SB, 2, 'x', IAC, SE),
-    expected: [err(1, 'overflow'), data('c'), sb(2, 'x')],
+    expected: [err(1, 'overflow'), sb(2, 'x')],
     max: 2,
   },
   {
+    name: 'overflow, then an overflowing subnegotiation reports again',
+    stream: bytes(IAC, SB, 1, 'abc', IAC, SB, 2, 'xyz', IAC, SE, 'w'),
+    expected: [err(1, 'overflow'), err(2, 'overflow'), data('w')],
+    max: 2,
+  },
+  {
+    name: 'overflow, never ended',
+    stream: bytes('a', IAC, SB, GMCP, 'abcdef', IAC, IAC, 'g'),
+    expected: [data('a'), err(GMCP, 'overflow')],
+    max: 4,
+    open: true,
+  },
+  {
+    name: 'overflow, cut after an IAC of the skipped part',
+    stream: bytes(IAC, SB, GMCP, 'abcdef', IAC),
+    expected: [err(GMCP, 'overflow')],
+    max: 4,
+    open: true,
+  },
+  {
     name: 'a limit of 0 allows only empty payloads',
-    stream: bytes(IAC, SB, 1, IAC, SE, IAC, SB, 2, 'x', IAC, SE),
-    expected: [sb(1, ''), err(2, 'overflow'), data('x')],
+    stream: bytes(IAC, SB, 1, IAC, SE, IAC, SB, 2, 'x', IAC, SE, 'y'),
+    expected: [sb(1, ''), err(2, 'overflow'), data('y')],
     max: 0,
   },
 ];
@@ -684,31 +784,80 @@ describe('TelnetParser', () => {
     expect(() => parser3.push(bytes('ab\r'), sink3)).toThrow('once');
     parser3.push(bytes('\0c'), sink3);
     expect(sink3.result()).toEqual([data('ab\rc')]);
+
+    // A throwing 'overflow' report leaves the parser skipping, right after
+    // the first byte that did not fit.
+    const parser4 = new TelnetParser(2);
+    const sink4 = new Recorder();
+    const recordError = sink4.onTelnetSubnegotiationError.bind(sink4);
+    sink4.onTelnetSubnegotiationError = (o, r) => {
+      recordError(o, r);
+      throw new Error('full');
+    };
+    expect(() =>
+      parser4.push(bytes(IAC, SB, GMCP, 'abc', IAC, SE, 'lost'), sink4),
+    ).toThrow('full');
+    expect(parser4.midSequence).toBe(true);
+    parser4.push(bytes('d', IAC, IAC, SE, 'e', IAC, SE, 'f'), sink4);
+    expect(sink4.result()).toEqual([err(GMCP, 'overflow'), data('f')]);
   });
 
-  it('keeps memory bounded through a never-terminated 1 MiB subnegotiation', () => {
+  it('keeps memory bounded through a never-terminated 1 MiB subnegotiation, reporting one overflow and no data', () => {
     const parser = new TelnetParser(8192);
     const sink = new Recorder();
-    parser.push(bytes(IAC, SB, GMCP), sink);
+    // Every 0xFF in it is escaped, some pairs split across pushes: it stays
+    // one subnegotiation.
+    parser.push(bytes(IAC, SB, GMCP, IAC), sink);
     const block = Buffer.alloc(64 * 1024, 0x61);
-    let overflowAfterFirstBlock = false;
-    for (let i = 0; i < 16; i++) {
-      parser.push(block, sink);
-      if (i === 0)
-        overflowAfterFirstBlock = sink.events.includes(err(GMCP, 'overflow'));
+    block.fill(IAC, 1000, 1100);
+    block[0] = IAC;
+    block[block.length - 1] = IAC;
+    // Counts what the parser allocates for itself (its collecting buffer).
+    const allocUnsafeSlow = Buffer.allocUnsafeSlow;
+    let allocated = 0;
+    let allocatedAfterOverflow = 0;
+    let overflowed = false;
+    Buffer.allocUnsafeSlow = (size: number): Buffer<ArrayBuffer> => {
+      allocated += size;
+      if (overflowed) allocatedAfterOverflow += size;
+      return allocUnsafeSlow(size);
+    };
+    try {
+      for (let i = 0; i < 16; i++) {
+        parser.push(block, sink);
+        if (i === 0) {
+          // Reported as soon as the limit is passed, nothing more buffered.
+          expect(sink.events).toEqual([err(GMCP, 'overflow')]);
+          overflowed = true;
+        }
+      }
+    } finally {
+      Buffer.allocUnsafeSlow = allocUnsafeSlow;
     }
-    // The overflow is reported as soon as the limit is passed (nothing more
-    // was buffered), and everything past the limit is plain data.
-    expect(overflowAfterFirstBlock).toBe(true);
-    expect(sink.dataBytes).toBe(1024 * 1024 - 8192);
-    expect(sink.events).toEqual([err(GMCP, 'overflow')]);
+    expect(allocated).toBeGreaterThan(0);
+    expect(allocated).toBeLessThan(2 * 8192);
+    expect(allocatedAfterOverflow).toBe(0);
+    expect(sink.dataBytes).toBe(0);
+    expect(sink.result()).toEqual([err(GMCP, 'overflow')]);
+    expect(parser.midSequence).toBe(true);
+    // The 0xFF ending the last block is escaped: still skipping...
+    parser.push(bytes(IAC), sink);
+    expect(sink.result()).toEqual([err(GMCP, 'overflow')]);
+    expect(parser.midSequence).toBe(true);
+    // ...until IAC SE ends it, and the connection carries on.
+    parser.push(
+      bytes(IAC, SE, 'ok', IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE),
+      sink,
+    );
+    expect(sink.result()).toEqual([
+      err(GMCP, 'overflow'),
+      data('ok'),
+      sb(NAWS, '\0P\0\x18'),
+    ]);
     expect(parser.midSequence).toBe(false);
-    // The connection carries on.
-    parser.push(bytes(IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE), sink);
-    expect(sink.result().slice(-1)).toEqual([sb(NAWS, '\0P\0\x18')]);
   });
 
-  it('overflows on exactly the first byte past the limit, however it trickles in', () => {
+  it('overflows on exactly the first byte past the limit, and skips the rest, however it trickles in', () => {
     const parser = new TelnetParser(100);
     const sink = new Recorder();
     parser.push(bytes(IAC, SB, GMCP), sink);
@@ -716,7 +865,11 @@ describe('TelnetParser', () => {
     expect(sink.events).toEqual([]);
     expect(parser.midSequence).toBe(true);
     parser.push(bytes('b'), sink);
-    expect(sink.result()).toEqual([err(GMCP, 'overflow'), data('b')]);
+    expect(sink.result()).toEqual([err(GMCP, 'overflow')]);
+    const tail = bytes('c\r\nquit\r\n', IAC, IAC, SE, 'd', IAC, SE, 'e');
+    for (const byte of tail) parser.push(Buffer.of(byte), sink);
+    expect(sink.result()).toEqual([err(GMCP, 'overflow'), data('e')]);
+    expect(parser.midSequence).toBe(false);
   });
 
   it('rejects an invalid limit', () => {
