@@ -11,6 +11,7 @@ import {
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import { Waiters } from '../support/waiters.js';
 
 const IAC = 255;
 const WILL = 251;
@@ -40,7 +41,10 @@ class CompressingClient {
   started = false;
   ended = false;
   private readonly inflate = createInflate();
-  private waiters: Array<() => boolean> = [];
+  private readonly waits = new Waiters(
+    () =>
+      `plain ${JSON.stringify([...this.plain])}, text ${JSON.stringify(this.text)}`,
+  );
 
   constructor(readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -72,26 +76,11 @@ class CompressingClient {
   }
 
   until(condition: () => boolean, what: string): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new Error(
-            `Timed out waiting for ${what}; plain ${JSON.stringify([...this.plain])}, text ${JSON.stringify(this.text)}`,
-          ),
-        );
-      }, 3000);
-      this.waiters.push(() => {
-        if (!condition()) return false;
-        clearTimeout(timer);
-        resolve();
-        return true;
-      });
-    });
+    return this.waits.until(condition, what);
   }
 
   private wake(): void {
-    this.waiters = this.waiters.filter((waiter) => !waiter());
+    this.waits.wake();
   }
 }
 

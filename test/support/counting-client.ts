@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { Waiters } from './waiters.js';
 
 /**
  * Options of {@link CountingClient.connect}.
@@ -36,7 +37,7 @@ export class CountingClient {
   /** Resolves when the socket has closed. */
   readonly closed: Promise<void>;
   private tail = '';
-  private waiters: Array<() => void> = [];
+  private readonly waits = new Waiters(() => `${this.describe()}`);
 
   private constructor(
     readonly socket: Socket,
@@ -135,24 +136,7 @@ export class CountingClient {
     what: string,
     timeoutMs = 5000,
   ): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after ${timeoutMs} ms waiting for ${what}; ${this.describe()}`,
-          ),
-        );
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(condition, what, timeoutMs);
   }
 
   /** What was received so far, for failure messages. */
@@ -169,7 +153,7 @@ export class CountingClient {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waits.wake();
   }
 }
 

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { Waiters } from './waiters.js';
 
 /**
  * A test client that speaks lines over a real socket. Every wait is bounded
@@ -14,7 +15,10 @@ export class LineClient {
   /** Set once the server has closed its side. */
   ended = false;
   private partial = '';
-  private waiters: Array<() => void> = [];
+  private readonly waits = new Waiters(
+    () =>
+      `received lines: ${JSON.stringify(this.lines)}, partial: ${JSON.stringify(this.partial)}`,
+  );
 
   private constructor(readonly socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
@@ -120,24 +124,7 @@ export class LineClient {
     what: string,
     timeoutMs = 3000,
   ): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after ${timeoutMs} ms waiting for ${what}; received lines: ${JSON.stringify(this.lines)}, partial: ${JSON.stringify(this.partial)}`,
-          ),
-        );
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(condition, what, timeoutMs);
   }
 
   /** Closes our side cleanly and waits for the socket to close. */
@@ -153,6 +140,6 @@ export class LineClient {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waits.wake();
   }
 }

@@ -9,6 +9,7 @@ import {
   TelnetSubCode,
   type TelnetSink,
 } from '../../lib/index.js';
+import { Waiters } from './waiters.js';
 
 const { IAC, WILL, WONT, DO, DONT } = TelnetCommand;
 
@@ -121,7 +122,10 @@ export class TelnetClient implements TelnetSink {
   private readonly remoteOn = new Set<number>();
   private ttypeIndex = 0;
   private lineStart = 0;
-  private waiters: Array<() => void> = [];
+  private readonly waits = new Waiters(
+    () =>
+      `lines: ${JSON.stringify(this.lines)}, partial: ${JSON.stringify(this.partial)}, commands: ${JSON.stringify(this.commands)}`,
+  );
   private readonly encoding: BufferEncoding;
 
   private constructor(
@@ -244,24 +248,7 @@ export class TelnetClient implements TelnetSink {
     what: string,
     timeoutMs = 3000,
   ): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after ${timeoutMs} ms waiting for ${what}; lines: ${JSON.stringify(this.lines)}, partial: ${JSON.stringify(this.partial)}, commands: ${JSON.stringify(this.commands)}`,
-          ),
-        );
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(condition, what, timeoutMs);
   }
 
   /** Closes our side cleanly and waits for the socket to close. */
@@ -360,6 +347,6 @@ export class TelnetClient implements TelnetSink {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waits.wake();
   }
 }

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { Waiters } from '../../../test/support/waiters.js';
 
 /** Telnet bytes, spelled out here rather than taken from lib/. */
 export const IAC = 255;
@@ -78,7 +79,10 @@ export class TelnetTestClient {
   private verb = 0;
   private sbOption = 0;
   private sbPayload: number[] = [];
-  private waiters: Array<() => void> = [];
+  private readonly waits = new Waiters(
+    () =>
+      `prompts: ${JSON.stringify(this.prompts.map((p) => p.lines))}, pending: ${JSON.stringify(this.pending)}`,
+  );
 
   private constructor(
     readonly socket: Socket,
@@ -219,24 +223,7 @@ export class TelnetTestClient {
     what: string,
     timeoutMs = 3000,
   ): Promise<void> {
-    if (condition()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after ${timeoutMs} ms waiting for ${what}; prompts: ${JSON.stringify(this.prompts.map((p) => p.lines))}, pending: ${JSON.stringify(this.pending)}`,
-          ),
-        );
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(condition, what, timeoutMs);
   }
 
   private byte(byte: number): void {
@@ -370,7 +357,7 @@ export class TelnetTestClient {
   }
 
   private wake(): void {
-    for (const waiter of [...this.waiters]) waiter();
+    this.waits.wake();
   }
 }
 
