@@ -11,20 +11,10 @@ import {
   type Socket,
 } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { isObservable } from 'rxjs';
 import { BlockListService } from './block-list.service.js';
-import {
-  BUILT_IN_EVENTS,
-  EARWAX_DEFAULTS,
-  EARWAX_PATTERN_PREFIX,
-  EARWAX_TRANSPORT,
-  EVENT_HANDLED,
-  EXTRA_ORIGIN,
-  EXTRA_PRIORITY,
-} from './constants.js';
 import {
   ConnectionContext,
   type AnyConnectionContext,
@@ -32,28 +22,36 @@ import {
 } from './connection-context.js';
 import type { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
+import {
+  BUILT_IN_EVENTS,
+  EARWAX_PATTERN_PREFIX,
+  EARWAX_TRANSPORT,
+  EVENT_HANDLED,
+  EXTRA_ORIGIN,
+  EXTRA_PRIORITY,
+} from './constants.js';
 import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
-import type { TelnetOptions } from './interfaces/telnet.interface.js';
-import { TelnetSession, type TelnetSettings } from './telnet/telnet-session.js';
-import { ConnectionLimits } from './limits/connection-limits.js';
-import {
-  InputRateLimiter,
-  type InputRate,
-  type RateVerdict,
-} from './limits/input-rate-limiter.js';
+import { foreignProtocol } from './framing/protocol-sniffer.js';
 import type {
   BlockReason,
   DisconnectReason,
 } from './interfaces/connection.interface.js';
 import type {
-  ConnectionRateOptions,
   EarwaxMessages,
   EarwaxTransportOptions,
-  FramingMode,
-  HandlerErrorPolicy,
-  OverlongLinePolicy,
 } from './interfaces/earwax-options.interface.js';
+import { ConnectionLimits } from './limits/connection-limits.js';
+import { IdleSweep } from './limits/idle-sweep.js';
+import {
+  InputRateLimiter,
+  type RateVerdict,
+} from './limits/input-rate-limiter.js';
+import { TelnetSession, type TelnetSettings } from './telnet/telnet-session.js';
+import {
+  resolveSettings,
+  type TransportSettings,
+} from './transport-settings.js';
 
 /**
  * The states the transport reports on its `status` stream.
@@ -98,38 +96,6 @@ interface HandlerEntry {
   readonly priority: number;
   readonly seq: number;
   readonly origin: string;
-}
-
-interface Settings {
-  host: string;
-  port: number;
-  backlog: number;
-  ipv6Only: boolean;
-  reusePort: boolean;
-  noDelay: boolean;
-  keepAlive: false | number;
-  framing: FramingMode;
-  encoding: BufferEncoding | undefined;
-  maxLineLength: number;
-  overlongLinePolicy: OverlongLinePolicy;
-  deliverPartialLineOnEnd: boolean;
-  maxOutputBuffer: number;
-  writeTimeout: number;
-  maxConnections: number;
-  maxConnectionsPerIp: number | false;
-  connectionRate: ConnectionRateOptions | RateLimiterAbstract | false;
-  idleTimeout: number | false;
-  firstInputTimeout: number | false;
-  inputRate: InputRate | null;
-  blockList: readonly string[];
-  sniffProtocols: boolean;
-  telnet: TelnetSettings | null;
-  messages: EarwaxMessages;
-  maxQueuedEvents: number;
-  handlerErrorPolicy: HandlerErrorPolicy;
-  logConnections: boolean;
-  closeTimeout: number;
-  lingerTimeout: number;
 }
 
 const kContext = Symbol('earwax:context');
@@ -182,12 +148,12 @@ export class EarwaxTransport
 
   private readonly server: NetServer;
   private readonly ownOptions: EarwaxTransportOptions;
-  private settings: Settings;
+  private settings: TransportSettings;
   private guard: ConnectionGuard | undefined;
   private registry: ConnectionRegistry;
   private blocks: BlockListService;
   private limits: ConnectionLimits;
-  private idleSweep: NodeJS.Timeout | undefined;
+  private idleSweep: IdleSweep | undefined;
   /** When the transport started listening (MSSP's UPTIME). */
   private startedAt = Date.now();
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
@@ -482,7 +448,12 @@ export class EarwaxTransport
     const onListening = () => {
       this.server.off('error', onError);
       this.startedAt = Date.now();
-      this.startIdleSweep();
+      this.idleSweep ??= new IdleSweep(
+        this.settings.idleTimeout,
+        this.settings.firstInputTimeout,
+        (ctx, why) => this.dropIdle(ctx, why),
+      );
+      this.idleSweep.start(this.live);
       this._status$.next(EarwaxStatus.LISTENING);
       const bound = this.address();
       this.logger.log(
@@ -1137,53 +1108,6 @@ export class EarwaxTransport
     }
   }
 
-  /**
-   * One timer per transport checks every connection for the idle and
-   * first-input timeouts, rather than one timer per connection: input only
-   * sets a flag, so the hot path pays nothing and an idle connection holds
-   * no timer.
-   */
-  private startIdleSweep(): void {
-    const { idleTimeout, firstInputTimeout } = this.settings;
-    const shortest = Math.min(
-      idleTimeout === false ? Infinity : idleTimeout,
-      firstInputTimeout === false ? Infinity : firstInputTimeout,
-    );
-    if (shortest === Infinity || this.idleSweep) return;
-    const every = Math.min(5000, Math.max(10, Math.floor(shortest / 8)));
-    this.idleSweep = setInterval(() => this.sweepIdle(), every);
-    this.idleSweep.unref();
-  }
-
-  private stopIdleSweep(): void {
-    clearInterval(this.idleSweep);
-    this.idleSweep = undefined;
-  }
-
-  private sweepIdle(): void {
-    const { idleTimeout, firstInputTimeout } = this.settings;
-    const now = Date.now();
-    for (const ctx of this.live) {
-      if (ctx.state !== 'open') continue;
-      if (ctx.inputSeen) {
-        ctx.inputSeen = false;
-        ctx.lastInputAt = now;
-      } else if (ctx.lastInputAt === 0) {
-        if (
-          firstInputTimeout !== false &&
-          now - ctx.connectedAt >= firstInputTimeout
-        ) {
-          this.dropIdle(ctx, `No input within ${firstInputTimeout} ms`);
-        }
-      } else if (
-        idleTimeout !== false &&
-        now - ctx.lastInputAt >= idleTimeout
-      ) {
-        this.dropIdle(ctx, `No input for ${idleTimeout} ms`);
-      }
-    }
-  }
-
   private dropIdle(ctx: AnyConnectionContext, why: string): void {
     ctx.logger.log(`${why}: disconnecting (idle).`);
     const message = this.settings.messages.idle;
@@ -1215,7 +1139,7 @@ export class EarwaxTransport
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
     });
-    this.stopIdleSweep();
+    this.idleSweep?.stop();
     const goodbye = this.settings.messages.shutdown;
     for (const ctx of [...this.live]) {
       if (ctx.state === 'pending') {
@@ -1334,38 +1258,6 @@ function destroySocket(socket: Socket): void {
   socket.destroy();
 }
 
-const HTTP_METHODS = new Set([
-  'GET',
-  'HEAD',
-  'POST',
-  'PUT',
-  'DELETE',
-  'OPTIONS',
-  'PATCH',
-  'CONNECT',
-  'TRACE',
-]);
-const HTTP_VERSION = Buffer.from(' HTTP/1.');
-
-/**
- * Which other protocol a connection's first chunk speaks, if any: an HTTP
- * request line (`GET /path HTTP/1.1`: method, target and version, so a
- * player's `get sword` is not one), or a TLS handshake record.
- */
-function foreignProtocol(chunk: Buffer): 'http' | 'tls' | undefined {
-  // A TLS record: handshake (22), version 3.x.
-  if (chunk.length >= 3 && chunk[0] === 0x16 && chunk[1] === 0x03) {
-    return 'tls';
-  }
-  const space = chunk.indexOf(0x20);
-  if (space < 3 || space > 7) return undefined;
-  if (!HTTP_METHODS.has(chunk.toString('latin1', 0, space))) return undefined;
-  let lineEnd = chunk.indexOf(0x0a);
-  if (lineEnd === -1) lineEnd = chunk.length;
-  const version = chunk.indexOf(HTTP_VERSION, space);
-  return version !== -1 && version < lineEnd ? 'http' : undefined;
-}
-
 /** Sends a handler's reply: text, bytes, or an array of them, as lines. */
 function sendReply(value: unknown, ctx: AnyConnectionContext): void {
   if (typeof value === 'string') {
@@ -1398,166 +1290,4 @@ function describe(err: unknown): string {
 
 function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function resolveSettings(options: EarwaxTransportOptions): Settings {
-  const d = EARWAX_DEFAULTS;
-  const maxLineLength = positive(
-    options.maxLineLength,
-    d.maxLineLength,
-    'maxLineLength',
-  );
-  return {
-    host: options.host ?? d.host,
-    port: options.port ?? d.port,
-    backlog: options.backlog ?? d.backlog,
-    ipv6Only: options.ipv6Only ?? false,
-    reusePort: options.reusePort ?? false,
-    noDelay: options.noDelay ?? true,
-    keepAlive: options.keepAlive ?? false,
-    framing: options.framing ?? 'line',
-    encoding: options.encoding,
-    maxLineLength,
-    overlongLinePolicy: options.overlongLinePolicy ?? 'disconnect',
-    deliverPartialLineOnEnd: options.deliverPartialLineOnEnd ?? true,
-    maxOutputBuffer: positive(
-      options.maxOutputBuffer,
-      d.maxOutputBuffer,
-      'maxOutputBuffer',
-    ),
-    writeTimeout: positive(
-      options.writeTimeout,
-      d.writeTimeout,
-      'writeTimeout',
-    ),
-    maxConnections:
-      options.maxConnections === false
-        ? Infinity
-        : positive(options.maxConnections, d.maxConnections, 'maxConnections'),
-    maxConnectionsPerIp:
-      options.maxConnectionsPerIp === false
-        ? false
-        : positive(
-            options.maxConnectionsPerIp,
-            d.maxConnectionsPerIp,
-            'maxConnectionsPerIp',
-          ),
-    connectionRate: resolveConnectionRate(options.connectionRate),
-    idleTimeout:
-      options.idleTimeout === false
-        ? false
-        : positive(options.idleTimeout, d.idleTimeout, 'idleTimeout'),
-    firstInputTimeout:
-      options.firstInputTimeout === false
-        ? false
-        : positive(
-            options.firstInputTimeout,
-            d.firstInputTimeout,
-            'firstInputTimeout',
-          ),
-    inputRate: resolveInputRate(options.inputRate, maxLineLength),
-    blockList: options.blockList ?? [],
-    sniffProtocols: options.sniffProtocols ?? true,
-    telnet: resolveTelnet(options.telnet),
-    messages: {
-      ...d.messages,
-      lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
-      ...options.messages,
-    },
-    maxQueuedEvents: positive(
-      options.maxQueuedEvents,
-      d.maxQueuedEvents,
-      'maxQueuedEvents',
-    ),
-    handlerErrorPolicy: options.handlerErrorPolicy ?? 'keep',
-    logConnections: options.logConnections ?? true,
-    closeTimeout: options.closeTimeout ?? d.closeTimeout,
-    lingerTimeout: options.lingerTimeout ?? d.lingerTimeout,
-  };
-}
-
-function positive(
-  value: number | undefined,
-  fallback: number,
-  name: string,
-): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value <= 0) {
-    throw new RangeError(
-      `EarwaxTransport option "${name}" must be a positive integer; got ${value}.`,
-    );
-  }
-  return value;
-}
-
-function resolveConnectionRate(
-  option: EarwaxTransportOptions['connectionRate'],
-): ConnectionRateOptions | RateLimiterAbstract | false {
-  if (option === false) return false;
-  if (option === undefined) return { ...EARWAX_DEFAULTS.connectionRate };
-  if ('consume' in option) return option;
-  return {
-    limit: positive(option.limit, 1, 'connectionRate.limit'),
-    windowMs: positive(option.windowMs, 1, 'connectionRate.windowMs'),
-  };
-}
-
-function resolveInputRate(
-  option: EarwaxTransportOptions['inputRate'],
-  maxLineLength: number,
-): InputRate | null {
-  if (option === false) return null;
-  const d = EARWAX_DEFAULTS.inputRate;
-  const o = option ?? {};
-  // A line longer than the byte burst could never pass.
-  const byteBurst = positive(
-    o.byteBurst,
-    Math.max(d.byteBurst, maxLineLength + 2),
-    'inputRate.byteBurst',
-  );
-  if (byteBurst < maxLineLength + 2) {
-    throw new RangeError(
-      `EarwaxTransport option "inputRate.byteBurst" (${byteBurst}) must hold the longest line: at least maxLineLength + 2 (${maxLineLength + 2}).`,
-    );
-  }
-  const drops = o.dropsBeforeDisconnect ?? d.dropsBeforeDisconnect;
-  if (!Number.isInteger(drops) || drops < 0) {
-    throw new RangeError(
-      `EarwaxTransport option "inputRate.dropsBeforeDisconnect" must be a non-negative integer; got ${drops}.`,
-    );
-  }
-  return {
-    linesPerMs:
-      positive(o.linesPerSecond, d.linesPerSecond, 'inputRate.linesPerSecond') /
-      1000,
-    lineBurst: positive(o.lineBurst, d.lineBurst, 'inputRate.lineBurst'),
-    bytesPerMs:
-      positive(o.bytesPerSecond, d.bytesPerSecond, 'inputRate.bytesPerSecond') /
-      1000,
-    byteBurst,
-    dropsBeforeDisconnect: drops,
-  };
-}
-
-function resolveTelnet(
-  option: EarwaxTransportOptions['telnet'],
-): TelnetSettings | null {
-  if (option === undefined || option === false) return null;
-  const o: TelnetOptions = option === true ? {} : option;
-  const max = o.maxSubnegotiationLength ?? 8192;
-  if (!Number.isInteger(max) || max <= 0) {
-    throw new RangeError(
-      `EarwaxTransport option "telnet.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
-    );
-  }
-  return {
-    ttype: o.ttype ?? true,
-    naws: o.naws ?? true,
-    gmcp: o.gmcp ?? true,
-    charset: o.charset ?? true,
-    eor: o.eor ?? true,
-    mssp: o.mssp ?? { name: 'nestjs-earwax' },
-    mccp2: o.mccp2 ?? false,
-    maxSubnegotiationLength: max,
-  };
 }

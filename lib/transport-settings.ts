@@ -1,0 +1,221 @@
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { EARWAX_DEFAULTS } from './constants.js';
+import type {
+  ConnectionRateOptions,
+  EarwaxMessages,
+  EarwaxTransportOptions,
+  FramingMode,
+  HandlerErrorPolicy,
+  OverlongLinePolicy,
+} from './interfaces/earwax-options.interface.js';
+import type { TelnetOptions } from './interfaces/telnet.interface.js';
+import type { InputRate } from './limits/input-rate-limiter.js';
+import type { TelnetSettings } from './telnet/telnet-session.js';
+
+/**
+ * Every option of an `EarwaxTransport`, checked and with its default
+ * applied: what the transport reads at run time.
+ *
+ * @internal
+ */
+export interface TransportSettings {
+  host: string;
+  port: number;
+  backlog: number;
+  ipv6Only: boolean;
+  reusePort: boolean;
+  noDelay: boolean;
+  keepAlive: false | number;
+  framing: FramingMode;
+  encoding: BufferEncoding | undefined;
+  maxLineLength: number;
+  overlongLinePolicy: OverlongLinePolicy;
+  deliverPartialLineOnEnd: boolean;
+  maxOutputBuffer: number;
+  writeTimeout: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number | false;
+  connectionRate: ConnectionRateOptions | RateLimiterAbstract | false;
+  idleTimeout: number | false;
+  firstInputTimeout: number | false;
+  inputRate: InputRate | null;
+  blockList: readonly string[];
+  sniffProtocols: boolean;
+  telnet: TelnetSettings | null;
+  messages: EarwaxMessages;
+  maxQueuedEvents: number;
+  handlerErrorPolicy: HandlerErrorPolicy;
+  logConnections: boolean;
+  closeTimeout: number;
+  lingerTimeout: number;
+}
+
+/**
+ * Checks the options and applies the defaults.
+ *
+ * @throws RangeError naming the option, for a value out of range.
+ * @internal
+ */
+export function resolveSettings(
+  options: EarwaxTransportOptions,
+): TransportSettings {
+  const d = EARWAX_DEFAULTS;
+  const maxLineLength = positive(
+    options.maxLineLength,
+    d.maxLineLength,
+    'maxLineLength',
+  );
+  return {
+    host: options.host ?? d.host,
+    port: options.port ?? d.port,
+    backlog: options.backlog ?? d.backlog,
+    ipv6Only: options.ipv6Only ?? false,
+    reusePort: options.reusePort ?? false,
+    noDelay: options.noDelay ?? true,
+    keepAlive: options.keepAlive ?? false,
+    framing: options.framing ?? 'line',
+    encoding: options.encoding,
+    maxLineLength,
+    overlongLinePolicy: options.overlongLinePolicy ?? 'disconnect',
+    deliverPartialLineOnEnd: options.deliverPartialLineOnEnd ?? true,
+    maxOutputBuffer: positive(
+      options.maxOutputBuffer,
+      d.maxOutputBuffer,
+      'maxOutputBuffer',
+    ),
+    writeTimeout: positive(
+      options.writeTimeout,
+      d.writeTimeout,
+      'writeTimeout',
+    ),
+    maxConnections:
+      options.maxConnections === false
+        ? Infinity
+        : positive(options.maxConnections, d.maxConnections, 'maxConnections'),
+    maxConnectionsPerIp:
+      options.maxConnectionsPerIp === false
+        ? false
+        : positive(
+            options.maxConnectionsPerIp,
+            d.maxConnectionsPerIp,
+            'maxConnectionsPerIp',
+          ),
+    connectionRate: resolveConnectionRate(options.connectionRate),
+    idleTimeout:
+      options.idleTimeout === false
+        ? false
+        : positive(options.idleTimeout, d.idleTimeout, 'idleTimeout'),
+    firstInputTimeout:
+      options.firstInputTimeout === false
+        ? false
+        : positive(
+            options.firstInputTimeout,
+            d.firstInputTimeout,
+            'firstInputTimeout',
+          ),
+    inputRate: resolveInputRate(options.inputRate, maxLineLength),
+    blockList: options.blockList ?? [],
+    sniffProtocols: options.sniffProtocols ?? true,
+    telnet: resolveTelnet(options.telnet),
+    messages: {
+      ...d.messages,
+      lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
+      ...options.messages,
+    },
+    maxQueuedEvents: positive(
+      options.maxQueuedEvents,
+      d.maxQueuedEvents,
+      'maxQueuedEvents',
+    ),
+    handlerErrorPolicy: options.handlerErrorPolicy ?? 'keep',
+    logConnections: options.logConnections ?? true,
+    closeTimeout: options.closeTimeout ?? d.closeTimeout,
+    lingerTimeout: options.lingerTimeout ?? d.lingerTimeout,
+  };
+}
+
+function positive(
+  value: number | undefined,
+  fallback: number,
+  name: string,
+): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new RangeError(
+      `EarwaxTransport option "${name}" must be a positive integer; got ${value}.`,
+    );
+  }
+  return value;
+}
+
+function resolveConnectionRate(
+  option: EarwaxTransportOptions['connectionRate'],
+): ConnectionRateOptions | RateLimiterAbstract | false {
+  if (option === false) return false;
+  if (option === undefined) return { ...EARWAX_DEFAULTS.connectionRate };
+  if ('consume' in option) return option;
+  return {
+    limit: positive(option.limit, 1, 'connectionRate.limit'),
+    windowMs: positive(option.windowMs, 1, 'connectionRate.windowMs'),
+  };
+}
+
+function resolveInputRate(
+  option: EarwaxTransportOptions['inputRate'],
+  maxLineLength: number,
+): InputRate | null {
+  if (option === false) return null;
+  const d = EARWAX_DEFAULTS.inputRate;
+  const o = option ?? {};
+  // A line longer than the byte burst could never pass.
+  const byteBurst = positive(
+    o.byteBurst,
+    Math.max(d.byteBurst, maxLineLength + 2),
+    'inputRate.byteBurst',
+  );
+  if (byteBurst < maxLineLength + 2) {
+    throw new RangeError(
+      `EarwaxTransport option "inputRate.byteBurst" (${byteBurst}) must hold the longest line: at least maxLineLength + 2 (${maxLineLength + 2}).`,
+    );
+  }
+  const drops = o.dropsBeforeDisconnect ?? d.dropsBeforeDisconnect;
+  if (!Number.isInteger(drops) || drops < 0) {
+    throw new RangeError(
+      `EarwaxTransport option "inputRate.dropsBeforeDisconnect" must be a non-negative integer; got ${drops}.`,
+    );
+  }
+  return {
+    linesPerMs:
+      positive(o.linesPerSecond, d.linesPerSecond, 'inputRate.linesPerSecond') /
+      1000,
+    lineBurst: positive(o.lineBurst, d.lineBurst, 'inputRate.lineBurst'),
+    bytesPerMs:
+      positive(o.bytesPerSecond, d.bytesPerSecond, 'inputRate.bytesPerSecond') /
+      1000,
+    byteBurst,
+    dropsBeforeDisconnect: drops,
+  };
+}
+
+function resolveTelnet(
+  option: EarwaxTransportOptions['telnet'],
+): TelnetSettings | null {
+  if (option === undefined || option === false) return null;
+  const o: TelnetOptions = option === true ? {} : option;
+  const max = o.maxSubnegotiationLength ?? 8192;
+  if (!Number.isInteger(max) || max <= 0) {
+    throw new RangeError(
+      `EarwaxTransport option "telnet.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
+    );
+  }
+  return {
+    ttype: o.ttype ?? true,
+    naws: o.naws ?? true,
+    gmcp: o.gmcp ?? true,
+    charset: o.charset ?? true,
+    eor: o.eor ?? true,
+    mssp: o.mssp ?? { name: 'nestjs-earwax' },
+    mccp2: o.mccp2 ?? false,
+    maxSubnegotiationLength: max,
+  };
+}
