@@ -141,9 +141,6 @@ export class EarwaxTransport
 {
   /** Binds `@EarwaxEvent` handlers to this transport. */
   override transportId: symbol = EARWAX_TRANSPORT;
-  /** Handler failures are reported here, once, with the connection named. */
-  override readonly propagatesEventHandlerErrors = true;
-
   protected override readonly logger = new Logger(EarwaxTransport.name);
 
   private readonly server: NetServer;
@@ -173,6 +170,12 @@ export class EarwaxTransport
    */
   constructor(options: EarwaxTransportOptions = {}) {
     super();
+    // Handler failures are reported here, once, with the connection named.
+    // Set, not declared: Nest 12's Server has this flag and Nest 11's has
+    // not, so a declaration would need `override` on one and not the other.
+    (
+      this as { propagatesEventHandlerErrors?: boolean }
+    ).propagatesEventHandlerErrors = true;
     this.ownOptions = options;
     this.settings = resolveSettings(options);
     this.guard = options.guard;
