@@ -91,15 +91,24 @@ export class ConnectionContext<
 > extends BaseRpcContext<[Socket]> {
   /** A unique id, stable for the life of the connection. */
   readonly id: string = randomUUID();
-  /** The remote end as the socket reports it. */
+  /**
+   * The remote end: as the socket reports it, or, on a listener with the
+   * PROXY protocol, the real client the proxy announced.
+   */
   readonly address: ConnectionAddress;
   /**
-   * The remote IP address; an IPv4-mapped IPv6 address
-   * (`::ffff:203.0.113.9`) is given in its IPv4 form.
+   * The remote IP address (the real client's behind a PROXY-protocol
+   * proxy); an IPv4-mapped IPv6 address (`::ffff:203.0.113.9`) is given in
+   * its IPv4 form. Block lists, per-address limits and log names use it.
    */
   readonly hostname: string;
-  /** The remote port. */
+  /** The remote port (the real client's behind a PROXY-protocol proxy). */
   readonly port: number;
+  /**
+   * The proxy the connection came through, on a listener with the PROXY
+   * protocol (the socket's own remote end); `undefined` otherwise.
+   */
+  readonly proxy: ConnectionAddress | undefined = undefined;
   /** When the connection was accepted (ms since the epoch). */
   readonly connectedAt = Date.now();
   /** Where the connection is in its life. */
@@ -123,6 +132,8 @@ export class ConnectionContext<
   /** @internal */ rateLimiter: InputRateLimiter | null = null;
   /** @internal The rooms this connection is in; kept by the registry. */
   roomSet: Set<string> | null = null;
+  /** @internal Counted in the per-address limits (under `hostname`). */
+  held = false;
   /** @internal The connection's telnet, in telnet mode. */
   telnet: TelnetSession | null = null;
   /**
@@ -380,6 +391,23 @@ export class ConnectionContext<
   writeProtocol(bytes: Buffer): boolean {
     if (!this.writable('telnet')) return false;
     return this.checkOutput(this.out.write(bytes));
+  }
+
+  /**
+   * @internal The real client, from a PROXY protocol header: becomes
+   * `address`, `hostname` and `port`; the socket's own end becomes `proxy`.
+   */
+  setProxiedRemote(address: string, port: number, family: 'IPv4' | 'IPv6') {
+    const self = this as {
+      -readonly [K in 'address' | 'hostname' | 'port' | 'proxy']: this[K];
+    };
+    self.proxy = this.address;
+    self.address = { address, port, family };
+    self.hostname = address.startsWith(IPV4_MAPPED)
+      ? address.slice(IPV4_MAPPED.length)
+      : address;
+    self.port = port;
+    this._logger = undefined;
   }
 
   /** @internal A line from the framer. */

@@ -33,6 +33,10 @@ import {
 import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
 import { foreignProtocol } from './framing/protocol-sniffer.js';
+import {
+  ProxyHeaderParser,
+  type ProxyParseResult,
+} from './proxy/proxy-protocol.js';
 import type {
   BlockReason,
   DisconnectReason,
@@ -50,6 +54,7 @@ import {
 import { TelnetSession, type TelnetSettings } from './telnet/telnet-session.js';
 import {
   resolveSettings,
+  type ResolvedProxyProtocol,
   type TransportSettings,
 } from './transport-settings.js';
 
@@ -529,13 +534,91 @@ export class EarwaxTransport
     this.live.add(ctx);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
-    const { noDelay, keepAlive, maxConnections } = this.settings;
+    const { noDelay, keepAlive } = this.settings;
     if (noDelay) socket.setNoDelay(true);
     if (keepAlive !== false) socket.setKeepAlive(true, keepAlive);
 
-    // Cheapest and most certain checks first; every held socket counts.
+    const proxy = this.settings.proxyProtocol;
+    if (proxy !== null) {
+      this.readProxyHeader(ctx, proxy);
+      return;
+    }
+    this.checkAdmission(ctx);
+  }
+
+  /**
+   * A listener behind a proxy: the connection must come from a trusted
+   * proxy and start with a PROXY header, which names the real client before
+   * any admission check runs.
+   */
+  private readProxyHeader(
+    ctx: AnyConnectionContext,
+    settings: ResolvedProxyProtocol,
+  ): void {
+    const socket = ctx.socket;
+    const from = ctx.address;
+    const family = from.family === 'IPv6' ? 'ipv6' : 'ipv4';
+    if (!settings.trusted.check(from.address, family)) {
+      ctx.logger.warn(
+        'Connection from an address that is not a trusted proxy, on a PROXY-protocol listener: closed.',
+      );
+      socket.destroy();
+      return;
+    }
+    const parser = new ProxyHeaderParser({ versions: settings.versions });
+    const timer = setTimeout(() => {
+      socket.off('data', onData);
+      ctx.logger.warn(
+        `No complete PROXY header within ${settings.headerTimeout} ms: closed.`,
+      );
+      socket.destroy();
+    }, settings.headerTimeout);
+    const onData = (chunk: Buffer) => {
+      let result: ProxyParseResult;
+      try {
+        result = parser.push(chunk);
+      } catch (err) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        ctx.logger.warn(`${describe(err)}: closed.`);
+        socket.destroy();
+        return;
+      }
+      if (result.state === 'incomplete') return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      // Whatever followed the header in its packet is the client's.
+      if (result.rest.length > 0) socket.unshift(result.rest);
+      const { header } = result;
+      if (
+        header.command === 'PROXY' &&
+        header.source !== undefined &&
+        (header.family === 'IPv4' || header.family === 'IPv6')
+      ) {
+        ctx.setProxiedRemote(
+          header.source.address,
+          header.source.port,
+          header.family,
+        );
+      }
+      if (this.closing) {
+        socket.destroy();
+        return;
+      }
+      this.checkAdmission(ctx);
+    };
+    socket.on('data', onData);
+    socket.resume();
+  }
+
+  /** The admission checks, cheapest and most certain first. */
+  private checkAdmission(ctx: AnyConnectionContext): void {
+    const { maxConnections } = this.settings;
+    // Every held socket counts, under the client's (real) address.
     const ip = ctx.hostname;
     const withinIpLimit = this.limits.hold(ip);
+    ctx.held = true;
     if (this.live.size > maxConnections) {
       this.block(ctx, 'server_full');
     } else if (this.blocks.isBlocked(ip)) {
@@ -861,7 +944,7 @@ export class EarwaxTransport
     if (!ctx.socket.destroyed) return;
     if (ctx.state === 'open' || ctx.state === 'closing') return;
     if (!this.live.delete(ctx)) return;
-    this.limits.release(ctx.hostname);
+    if (ctx.held) this.limits.release(ctx.hostname);
     if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
     if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
     if (ctx.out !== ctx.socket) ctx.out.destroy();
@@ -1167,7 +1250,7 @@ export class EarwaxTransport
         // not start its connection's queued on_disconnect.
         ctx.queue = null;
         ctx.socket.destroy();
-        this.limits.release(ctx.hostname);
+        if (ctx.held) this.limits.release(ctx.hostname);
         if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
         if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
       }

@@ -32,6 +32,13 @@ export {
 export { EventNameError } from './errors.js';
 export { LineFramer, type LineSink } from './framing/line-framer.js';
 export {
+  ProxyHeaderParser,
+  ProxyProtocolError,
+  type ProxyHeader,
+  type ProxyHeaderParserOptions,
+  type ProxyParseResult,
+} from './proxy/proxy-protocol.js';
+export {
   describeOption,
   TelnetCommand,
   TelnetOption,

@@ -8,6 +8,7 @@ import type {
   HandlerErrorPolicy,
   OverlongLinePolicy,
 } from './interfaces/earwax-options.interface.js';
+import { BlockList, isIP } from 'node:net';
 import type { TelnetOptions } from './interfaces/telnet.interface.js';
 import type { InputRate } from './limits/input-rate-limiter.js';
 import type { TelnetSettings } from './telnet/telnet-session.js';
@@ -41,6 +42,7 @@ export interface TransportSettings {
   inputRate: InputRate | null;
   blockList: readonly string[];
   sniffProtocols: boolean;
+  proxyProtocol: ResolvedProxyProtocol | null;
   telnet: TelnetSettings | null;
   messages: EarwaxMessages;
   maxQueuedEvents: number;
@@ -116,6 +118,7 @@ export function resolveSettings(
     inputRate: resolveInputRate(options.inputRate, maxLineLength),
     blockList: options.blockList ?? [],
     sniffProtocols: options.sniffProtocols ?? true,
+    proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
     telnet: resolveTelnet(options.telnet),
     messages: {
       ...d.messages,
@@ -217,5 +220,55 @@ function resolveTelnet(
     mssp: o.mssp ?? { name: 'nestjs-earwax' },
     mccp2: o.mccp2 ?? false,
     maxSubnegotiationLength: max,
+  };
+}
+
+/**
+ * The PROXY protocol settings of a listener.
+ *
+ * @internal
+ */
+export interface ResolvedProxyProtocol {
+  readonly trusted: BlockList;
+  readonly headerTimeout: number;
+  readonly versions: ReadonlyArray<1 | 2>;
+}
+
+function resolveProxyProtocol(
+  option: EarwaxTransportOptions['proxyProtocol'],
+): ResolvedProxyProtocol | null {
+  if (option === undefined || option === false) return null;
+  const trusted = new BlockList();
+  if (option.trustedProxies.length === 0) {
+    throw new RangeError(
+      'EarwaxTransport option "proxyProtocol.trustedProxies" must name at least one proxy address or CIDR range.',
+    );
+  }
+  for (const entry of option.trustedProxies) {
+    const [address, prefix] = entry.split('/');
+    const version = isIP(address ?? '');
+    const bits = prefix === undefined ? undefined : Number(prefix);
+    const max = version === 4 ? 32 : 128;
+    if (
+      version === 0 ||
+      (bits !== undefined &&
+        (!Number.isInteger(bits) || bits < 0 || bits > max))
+    ) {
+      throw new RangeError(
+        `EarwaxTransport option "proxyProtocol.trustedProxies": "${entry}" is not an IP address or CIDR range.`,
+      );
+    }
+    const family = version === 4 ? 'ipv4' : 'ipv6';
+    if (bits === undefined) trusted.addAddress(address, family);
+    else trusted.addSubnet(address, bits, family);
+  }
+  return {
+    trusted,
+    headerTimeout: positive(
+      option.headerTimeout,
+      3000,
+      'proxyProtocol.headerTimeout',
+    ),
+    versions: option.versions ?? [1, 2],
   };
 }

@@ -38,6 +38,33 @@ export type OverlongLinePolicy = 'disconnect' | 'discard';
 export type HandlerErrorPolicy = 'keep' | 'disconnect';
 
 /**
+ * The PROXY protocol (v1 and v2, as sent by HAProxy's `send-proxy` /
+ * `send-proxy-v2` and nginx's `proxy_protocol on`) on a listener behind a
+ * proxy: every connection must start with a header, and only from a trusted
+ * proxy.
+ *
+ * @publicApi
+ */
+export interface ProxyProtocolOptions {
+  /**
+   * Addresses and CIDR ranges of the proxies allowed to connect; a
+   * connection from anywhere else is closed with a warning before anything
+   * is read from it.
+   */
+  trustedProxies: readonly string[];
+  /**
+   * Milliseconds a connection has to send its whole header.
+   * @default 3000
+   */
+  headerTimeout?: number;
+  /**
+   * Which versions to accept.
+   * @default [1, 2]
+   */
+  versions?: ReadonlyArray<1 | 2>;
+}
+
+/**
  * A limit on new connections per IP address: at most `limit` in any
  * `windowMs`.
  *
@@ -257,6 +284,16 @@ export interface EarwaxTransportOptions {
    * @default false
    */
   telnet?: boolean | TelnetOptions;
+  /**
+   * Require the PROXY protocol on this listener (behind HAProxy or nginx):
+   * the guard, block list, per-address limits, logs and `ctx.hostname` /
+   * `ctx.port` then use the real client's address, and `ctx.proxy` keeps the
+   * proxy's. A missing, malformed or late header, or a connection from an
+   * untrusted address, is closed with a warning and never admitted. A
+   * `LOCAL` (v2) or `UNKNOWN` (v1) header keeps the socket's own addresses.
+   * @default false
+   */
+  proxyProtocol?: ProxyProtocolOptions | false;
   /**
    * Look at the first bytes a connection sends: an HTTP request (a browser
    * pointed at the game port) gets a short plain-text HTTP response, and a
