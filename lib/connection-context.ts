@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
 import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Writable } from 'node:stream';
 import type { ConnectionRegistry } from './connection.registry.js';
 import type { LineFramer } from './framing/line-framer.js';
@@ -16,6 +17,7 @@ import type {
   ConnectionAddress,
   ConnectionState,
   DisconnectReason,
+  TlsDetails,
 } from './interfaces/connection.interface.js';
 
 const CRLF = Buffer.from('\r\n');
@@ -194,6 +196,29 @@ export class ConnectionContext<
   }
   set data(value: TData) {
     this._data = value;
+  }
+
+  /** TLS details, on a TLS listener; `undefined` on a plain one. */
+  get tls(): TlsDetails | undefined {
+    const socket = this.socket;
+    if (!(socket instanceof TLSSocket)) return undefined;
+    const peer = socket.getPeerCertificate();
+    const servername = (socket as { servername?: string | false }).servername;
+    const error = socket.authorizationError as Error | string | null;
+    return {
+      protocol: socket.getProtocol() ?? undefined,
+      cipher: socket.getCipher()?.name,
+      servername: servername || undefined,
+      authorized: socket.authorized,
+      authorizationError:
+        error === null || error === undefined
+          ? undefined
+          : error instanceof Error
+            ? error.message
+            : String(error),
+      peerCertificate:
+        peer !== null && Object.keys(peer).length > 0 ? peer : undefined,
+    };
   }
 
   /** Whether the connection speaks telnet (the transport's `telnet` mode). */

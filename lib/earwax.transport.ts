@@ -11,6 +11,11 @@ import {
   type Socket,
 } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
+import {
+  createServer as createTlsServer,
+  Server as TlsServer,
+  type SecureContextOptions,
+} from 'node:tls';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { isObservable } from 'rxjs';
@@ -248,13 +253,61 @@ export class EarwaxTransport
     };
     // Created here, as Nest's own TCP server is, so `on()` works before
     // `listen()`.
-    this.server = createServer(
-      { allowHalfOpen: true, pauseOnConnect: true },
-      (socket) => this.accept(socket),
-    );
+    if (options.tls) {
+      if (options.proxyProtocol) {
+        throw new RangeError(
+          'EarwaxTransport: "tls" and "proxyProtocol" on one listener are not supported yet; terminate TLS at the proxy, or run a TLS transport without PROXY.',
+        );
+      }
+      // The handshake needs the socket read, so no pauseOnConnect: a TLS
+      // socket does not emit data before admission adds its listener.
+      const tlsServer = createTlsServer(
+        { ...options.tls, allowHalfOpen: true },
+        (socket) => this.accept(socket),
+      );
+      tlsServer.on('tlsClientError', (err, socket) => {
+        // Plaintext on the TLS port, a scanner, an expired client: logged
+        // for that connection only.
+        const from = formatHostPort(
+          unmap(socket.remoteAddress ?? '?'),
+          socket.remotePort ?? 0,
+        );
+        this.logger.warn(`TLS handshake from ${from} failed: ${err.message}`);
+      });
+      this.server = tlsServer;
+    } else {
+      this.server = createServer(
+        { allowHalfOpen: true, pauseOnConnect: true },
+        (socket) => this.accept(socket),
+      );
+    }
     this.server.on('error', (err) => {
       if (this.server.listening) this.logger.error(err);
     });
+  }
+
+  /** Whether this transport's listener speaks TLS. */
+  get isTls(): boolean {
+    return this.server instanceof TlsServer;
+  }
+
+  /**
+   * Replaces the TLS certificate and key (or any secure-context option) for
+   * new connections, without dropping the ones already open: how a renewed
+   * certificate is put in service.
+   *
+   * @param options What `tls.createSecureContext()` takes (`key`, `cert`,
+   *   `ca`, ...).
+   * @throws TypeError on a transport without `tls`.
+   */
+  setSecureContext(options: SecureContextOptions): void {
+    if (!(this.server instanceof TlsServer)) {
+      throw new TypeError(
+        'setSecureContext(): this EarwaxTransport has no "tls" option.',
+      );
+    }
+    this.server.setSecureContext(options);
+    this.logger.log('TLS secure context replaced for new connections.');
   }
 
   /** The live connections of this transport's application. */
@@ -725,6 +778,9 @@ export class EarwaxTransport
     if (line) ctx.framer = new LineFramer(this.settings.maxLineLength);
     let decoder: StringDecoder | undefined;
     let decoderEncoding: BufferEncoding | undefined;
+    // No compression under encryption (MCCP2 over TLS invites CRIME-style
+    // attacks, and TLS links are rarely the slow ones).
+    if (settings.mccp2 && this.isTls) settings = { ...settings, mccp2: false };
     const session = new TelnetSession(settings, {
       data: (chunk, start, end) => {
         const bytes =
@@ -1376,4 +1432,8 @@ function describe(err: unknown): string {
 
 function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function unmap(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

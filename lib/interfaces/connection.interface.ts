@@ -1,3 +1,5 @@
+import type { PeerCertificate } from 'node:tls';
+
 /**
  * Why a connection ended; passed to `on_disconnect` as its payload and kept
  * on `ConnectionContext.disconnectReason`.
@@ -83,4 +85,24 @@ export interface ConnectionAddress {
   readonly port: number;
   /** The socket's address family. */
   readonly family: 'IPv4' | 'IPv6';
+}
+
+/**
+ * The TLS side of a connection on a TLS listener (`ctx.tls`).
+ *
+ * @publicApi
+ */
+export interface TlsDetails {
+  /** The negotiated protocol version (`TLSv1.3`). */
+  readonly protocol?: string;
+  /** The cipher suite's name. */
+  readonly cipher?: string;
+  /** The server name the client asked for (SNI), if any. */
+  readonly servername?: string;
+  /** Whether the client's certificate was verified (with `requestCert`). */
+  readonly authorized: boolean;
+  /** Why it was not, if the client sent one. */
+  readonly authorizationError?: string;
+  /** The client's certificate, when `requestCert` asked for one and it sent it. */
+  readonly peerCertificate?: PeerCertificate;
 }

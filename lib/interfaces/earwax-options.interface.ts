@@ -1,3 +1,4 @@
+import type { TlsOptions } from 'node:tls';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConnectionGuard } from '../connection.guard.js';
 import type { ConnectionRegistry } from '../connection.registry.js';
@@ -284,6 +285,18 @@ export interface EarwaxTransportOptions {
    * @default false
    */
   telnet?: boolean | TelnetOptions;
+  /**
+   * Serve TLS on this listener: what `tls.createServer()` takes (`key` and
+   * `cert`, or a `secureContext`, `SNICallback`, `requestCert`, `ca`,
+   * `minVersion`, ...). Read when the transport is constructed. A failed
+   * handshake (plaintext sent to the TLS port, a scanner) is logged for that
+   * connection and never disturbs others; `ctx.tls` tells the protocol,
+   * cipher and client certificate; `transport.setSecureContext()` swaps the
+   * certificate without dropping connections. For plain telnet and TLS at
+   * once, run two transports (the registry is shared through
+   * `EarwaxModule`). Not yet together with `proxyProtocol`.
+   */
+  tls?: TlsOptions;
   /**
    * Require the PROXY protocol on this listener (behind HAProxy or nginx):
    * the guard, block list, per-address limits, logs and `ctx.hostname` /

@@ -1,0 +1,223 @@
+import 'reflect-metadata';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
+import { Controller, Inject } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import {
+  ConnectionContext,
+  EarwaxEvent,
+  EarwaxModule,
+  EarwaxTransport,
+} from '../../lib/index.js';
+import { bootEarwax, type Booted } from '../support/boot.js';
+import { Journal } from '../support/journal.js';
+import { LineClient } from '../support/line-client.js';
+import { Waiters } from '../support/waiters.js';
+
+const JOURNAL = 'JOURNAL';
+
+@Controller()
+class TlsController {
+  constructor(@Inject(JOURNAL) private readonly journal: Journal) {}
+
+  @EarwaxEvent('on_connect')
+  connected(@Ctx() ctx: ConnectionContext) {
+    const tls = ctx.tls;
+    this.journal.record(
+      `connect:${tls?.protocol}:${tls?.cipher ? 'cipher' : 'none'}`,
+    );
+  }
+
+  @EarwaxEvent('on_data')
+  echo(@Payload() line: string) {
+    return `echo ${line}`;
+  }
+}
+
+/**
+ * A self-signed certificate for localhost, made by the openssl CLI for this
+ * run (test fixtures are generated, never fetched).
+ */
+function makeCertificate(dir: string, name: string) {
+  const key = join(dir, `${name}.key`);
+  const cert = join(dir, `${name}.crt`);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=localhost/O=${name}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  return { key: readFileSync(key), cert: readFileSync(cert) };
+}
+
+/** A TLS line client that records every line it gets. */
+class TlsLineClient {
+  readonly lines: string[] = [];
+  private partial = '';
+  private readonly waits = new Waiters(
+    () => `lines ${JSON.stringify(this.lines)}`,
+  );
+
+  private constructor(readonly socket: TLSSocket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (text: string) => {
+      const parts = (this.partial + text).split('\r\n');
+      this.partial = parts.pop() ?? '';
+      this.lines.push(...parts);
+      this.waits.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async connect(port: number, ca: Buffer): Promise<TlsLineClient> {
+    const socket = tlsConnect({
+      port,
+      host: '127.0.0.1',
+      ca,
+      servername: 'localhost',
+    });
+    await once(socket, 'secureConnect');
+    return new TlsLineClient(socket);
+  }
+
+  expectLine(line: string): Promise<void> {
+    return this.waits.until(() => this.lines.includes(line), `"${line}"`);
+  }
+}
+
+describe('TLS listener', () => {
+  let dir: string;
+  let first: { key: Buffer; cert: Buffer };
+  let second: { key: Buffer; cert: Buffer };
+  const running: Booted[] = [];
+  const sockets: Array<{ destroy(): void }> = [];
+  let journal: Journal;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'earwax-tls-'));
+    first = makeCertificate(dir, 'first');
+    second = makeCertificate(dir, 'second');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    await Promise.all(running.splice(0).map((b) => b.app.close()));
+  });
+
+  async function boot() {
+    journal = new Journal();
+    const booted = await bootEarwax(
+      {
+        imports: [EarwaxModule.forRoot()],
+        controllers: [TlsController],
+        providers: [{ provide: JOURNAL, useValue: journal }],
+      },
+      { encoding: 'utf8', tls: { key: first.key, cert: first.cert } },
+    );
+    running.push(booted);
+    return booted;
+  }
+
+  it('serves lines over TLS, with the TLS details on the context', async () => {
+    const { port, transport } = await boot();
+    expect(transport.isTls).toBe(true);
+    const client = await TlsLineClient.connect(port, first.cert);
+    sockets.push(client.socket);
+    client.socket.write('hello\r\n');
+    await client.expectLine('echo hello');
+    expect(journal.entries).toEqual(['connect:TLSv1.3:cipher']);
+  });
+
+  it('logs plaintext sent to the TLS port for that connection only', async () => {
+    const { port, logs } = await boot();
+    const good = await TlsLineClient.connect(port, first.cert);
+    sockets.push(good.socket);
+    const plain = await LineClient.connect(port);
+    sockets.push(plain.socket);
+    plain.send('hello in the clear');
+    await logs.waitFor(/TLS handshake from 127\.0\.0\.1:\d+ failed/, 'warn');
+    await plain.expectClosedByServer();
+    good.socket.write('still here\r\n');
+    await good.expectLine('echo still here');
+    expect(journal.entries).toEqual(['connect:TLSv1.3:cipher']);
+  });
+
+  it('swaps the certificate for new connections without dropping open ones', async () => {
+    const { port, transport } = await boot();
+    const old = await TlsLineClient.connect(port, first.cert);
+    sockets.push(old.socket);
+    transport.setSecureContext({ key: second.key, cert: second.cert });
+    const renewed = await TlsLineClient.connect(port, second.cert);
+    sockets.push(renewed.socket);
+    expect(renewed.socket.getPeerCertificate().subject.O).toBe('second');
+    expect(old.socket.getPeerCertificate().subject.O).toBe('first');
+    old.socket.write('old\r\n');
+    renewed.socket.write('new\r\n');
+    await old.expectLine('echo old');
+    await renewed.expectLine('echo new');
+  });
+
+  it('talks to a real client: openssl s_client', async () => {
+    const { port } = await boot();
+    const child = spawn(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${port}`, '-quiet', '-verify_quiet'],
+      { stdio: ['pipe', 'pipe', 'ignore'] },
+    );
+    sockets.push({ destroy: () => child.kill('SIGKILL') });
+    let output = '';
+    const waits = new Waiters(() => `s_client said ${JSON.stringify(output)}`);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text: string) => {
+      output += text;
+      waits.wake();
+    });
+    child.stdin.write('from s_client\n');
+    await waits.until(
+      () => output.includes('echo from s_client'),
+      'the echo',
+      5000,
+    );
+    child.stdin.end();
+  });
+
+  it('refuses TLS together with the PROXY protocol, and swaps only on TLS', () => {
+    expect(
+      () =>
+        new EarwaxTransport({
+          tls: { key: first.key, cert: first.cert },
+          proxyProtocol: { trustedProxies: ['127.0.0.1'] },
+        }),
+    ).toThrow(/not supported yet/);
+    expect(() => new EarwaxTransport().setSecureContext({})).toThrow(
+      /no "tls" option/,
+    );
+  });
+});
