@@ -10,7 +10,8 @@ export const SHUTDOWN_MESSAGE =
 
 /**
  * How the MUD listens, from the environment: `HOST` and `PORT`
- * (`127.0.0.1:4000` by default). Telnet mode is on: TTYPE, NAWS, GMCP,
+ * (`127.0.0.1:4000` by default), and `PROXY_FROM` (the proxies whose PROXY
+ * protocol headers to require, comma-separated; none by default). Telnet mode is on: TTYPE, NAWS, GMCP,
  * CHARSET, EOR, and MSSP with the game's name and a few facts.
  *
  * @throws Error naming `PORT` when it is not a port number.
@@ -42,7 +43,20 @@ export function mudTransportOptions(
       },
     },
     messages: { shutdown: SHUTDOWN_MESSAGE },
+    // Behind HAProxy or nginx: PROXY_FROM lists the proxies' addresses.
+    proxyProtocol: proxies(env.PROXY_FROM),
   };
+}
+
+/** `PROXY_FROM=10.0.0.5,10.0.1.0/24` → the PROXY protocol from those. */
+function proxies(
+  text: string | undefined,
+): EarwaxTransportOptions['proxyProtocol'] {
+  const list = (text ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  return list.length === 0 ? false : { trustedProxies: list };
 }
 
 function port(text: string | undefined): number {

@@ -499,5 +499,10 @@ describe('sample 03-mud', () => {
       'PORT must be a whole number, 0 to 65535; got "http".',
     );
     expect(() => mudTransportOptions({ PORT: '70000' })).toThrow(/^PORT /);
+    expect(mudTransportOptions({}).proxyProtocol).toBe(false);
+    expect(
+      mudTransportOptions({ PROXY_FROM: '10.0.0.5, 10.0.1.0/24' })
+        .proxyProtocol,
+    ).toEqual({ trustedProxies: ['10.0.0.5', '10.0.1.0/24'] });
   });
 });
