@@ -496,6 +496,12 @@ export class EarwaxTransport
   listen(callback: (err?: unknown) => void): void {
     try {
       this.checkHandlerEvents();
+      if (this.isTls && this.settings.proxyProtocol !== null) {
+        // Module defaults can add proxyProtocol after construction.
+        throw new RangeError(
+          'EarwaxTransport: "tls" and "proxyProtocol" on one listener are not supported yet.',
+        );
+      }
     } catch (err) {
       callback(err);
       return;

@@ -10,13 +10,14 @@ import type { EarwaxTransportOptions } from './earwax-options.interface.js';
 /**
  * Transport options an `EarwaxModule` applies to every `EarwaxTransport` of
  * its application, under the options given to the transport's constructor.
- * Handy for limits read from a `ConfigService`.
+ * Handy for limits read from a `ConfigService`. `tls` is not among them: a
+ * listener's TLS is set up when its transport is constructed.
  *
  * @publicApi
  */
 export type EarwaxTransportDefaults = Omit<
   EarwaxTransportOptions,
-  'guard' | 'registry'
+  'guard' | 'registry' | 'tls'
 >;
 
 /**

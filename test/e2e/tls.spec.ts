@@ -220,4 +220,19 @@ describe('TLS listener', () => {
       /no "tls" option/,
     );
   });
+
+  it('fails listen() when module defaults add the PROXY protocol to a TLS listener', async () => {
+    await expect(
+      bootEarwax(
+        {
+          imports: [
+            EarwaxModule.forRoot({
+              transport: { proxyProtocol: { trustedProxies: ['127.0.0.1'] } },
+            }),
+          ],
+        },
+        { tls: { key: first.key, cert: first.cert } },
+      ),
+    ).rejects.toThrow(/"tls" and "proxyProtocol" on one listener/);
+  });
 });
