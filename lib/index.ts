@@ -52,3 +52,8 @@ export {
   type TelnetSink,
 } from './telnet/telnet-parser.js';
 export * from './interfaces/index.js';
+export {
+  EarwaxClient,
+  type EarwaxClientOptions,
+  type EarwaxClientStatus,
+} from './client/index.js';

@@ -1,0 +1,5 @@
+export {
+  EarwaxClient,
+  type EarwaxClientOptions,
+  type EarwaxClientStatus,
+} from './earwax.client.js';
