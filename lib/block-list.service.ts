@@ -422,6 +422,18 @@ export class BlockListService implements OnModuleDestroy {
   }
 }
 
+/**
+ * Adds an address or CIDR range to a `net.BlockList`, parsed and normalised
+ * as a ban target is (an IPv4-mapped form counts as IPv4): for other lists
+ * of addresses, such as trusted proxies.
+ *
+ * @throws {BlockListError} If `target` is not an address or CIDR range.
+ * @internal
+ */
+export function addAddressOrRange(blockList: BlockList, target: string): void {
+  addRule(blockList, parseTarget(target));
+}
+
 /** Adds a rule to a `net.BlockList`. */
 function addRule(blockList: BlockList, rule: Rule): void {
   if (rule.prefix === fullPrefix(rule.family)) {

@@ -167,9 +167,7 @@ export class ConnectionContext<
       port: socket.remotePort ?? 0,
       family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
     };
-    this.hostname = address.startsWith(IPV4_MAPPED)
-      ? address.slice(IPV4_MAPPED.length)
-      : address;
+    this.hostname = unmapIPv4(address);
     this.port = this.address.port;
   }
 
@@ -359,11 +357,7 @@ export class ConnectionContext<
       const bytes = this.telnet !== null ? escapeIac(data) : data;
       if (bytes.length <= COPY_LIMIT) {
         // One small copy and one write beat a corked two-buffer writev.
-        const line = Buffer.allocUnsafe(bytes.length + 2);
-        line.set(bytes);
-        line[bytes.length] = 0x0d;
-        line[bytes.length + 1] = 0x0a;
-        ok = out.write(line);
+        ok = out.write(withCrlf(bytes));
       } else {
         out.cork();
         out.write(bytes);
@@ -428,9 +422,7 @@ export class ConnectionContext<
     };
     self.proxy = this.address;
     self.address = { address, port, family };
-    self.hostname = address.startsWith(IPV4_MAPPED)
-      ? address.slice(IPV4_MAPPED.length)
-      : address;
+    self.hostname = unmapIPv4(address);
     self.port = port;
     this._logger = undefined;
   }
@@ -507,3 +499,28 @@ export class ConnectionContext<
  * @publicApi
  */
 export type AnyConnectionContext = ConnectionContext<object>;
+
+/**
+ * An IPv4-mapped IPv6 address (`::ffff:203.0.113.9`) in its IPv4 form; any
+ * other address as it is.
+ *
+ * @internal
+ */
+export function unmapIPv4(address: string): string {
+  return address.startsWith(IPV4_MAPPED)
+    ? address.slice(IPV4_MAPPED.length)
+    : address;
+}
+
+/**
+ * A copy of `bytes` with `\r\n` after it: a line ready to write.
+ *
+ * @internal
+ */
+export function withCrlf(bytes: Uint8Array): Buffer {
+  const line = Buffer.allocUnsafe(bytes.length + 2);
+  line.set(bytes);
+  line[bytes.length] = 0x0d;
+  line[bytes.length + 1] = 0x0a;
+  return line;
+}

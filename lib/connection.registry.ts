@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import {
   ConnectionContext,
   type AnyConnectionContext,
+  withCrlf,
 } from './connection-context.js';
 
 /**
@@ -215,17 +216,10 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
 
 /** A line's bytes: the text (or bytes) and CR LF. */
 function toLine(data: string | Uint8Array, encoding: BufferEncoding): Buffer {
-  if (typeof data === 'string') {
-    return Buffer.concat([Buffer.from(data, encoding), CRLF]);
-  }
-  const line = Buffer.allocUnsafe(data.length + 2);
-  line.set(data);
-  line[data.length] = 0x0d;
-  line[data.length + 1] = 0x0a;
-  return line;
+  return withCrlf(
+    typeof data === 'string' ? Buffer.from(data, encoding) : data,
+  );
 }
-
-const CRLF = Buffer.from('\r\n');
 
 function excluded(
   except: BroadcastOptions['except'],

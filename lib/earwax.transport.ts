@@ -24,6 +24,7 @@ import {
   ConnectionContext,
   type AnyConnectionContext,
   type ConnectionHost,
+  unmapIPv4,
 } from './connection-context.js';
 import type { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
@@ -216,23 +217,12 @@ export class EarwaxTransport
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
       firstInput: (ctx, chunk) => this.sniff(ctx, chunk),
       receive: (ctx, data) => {
-        if (ctx.state !== 'open') return;
-        ctx.inputSeen = true;
-        const limiter = ctx.rateLimiter;
-        if (limiter !== null) {
-          limiter.refill(Date.now());
-          const verdict = limiter.take(data.length);
-          if (verdict !== 'pass') return this.overRate(ctx, verdict);
-        }
+        if (ctx.state !== 'open' || !this.withinRate(ctx, data.length)) return;
         this.enqueue(ctx, 'on_data', data);
       },
       receiveLine: (ctx, chunk, start, end) => {
-        const limiter = ctx.rateLimiter;
-        if (limiter !== null) {
-          // The terminator counts: an empty line is not free.
-          const verdict = limiter.take(end - start + 1);
-          if (verdict !== 'pass') return this.overRate(ctx, verdict);
-        }
+        // The terminator counts: an empty line is not free.
+        if (!this.withinRate(ctx, end - start + 1)) return;
         this.enqueue(ctx, 'on_data', this.decodeLine(ctx, chunk, start, end));
       },
       lineOverflow: (ctx) => this.lineTooLong(ctx),
@@ -269,7 +259,7 @@ export class EarwaxTransport
         // Plaintext on the TLS port, a scanner, an expired client: logged
         // for that connection only.
         const from = formatHostPort(
-          unmap(socket.remoteAddress ?? '?'),
+          unmapIPv4(socket.remoteAddress ?? '?'),
           socket.remotePort ?? 0,
         );
         this.logger.warn(`TLS handshake from ${from} failed: ${err.message}`);
@@ -759,9 +749,7 @@ export class EarwaxTransport
     } else if (this.settings.encoding) {
       const decoder = new StringDecoder(this.settings.encoding);
       socket.on('data', (chunk: Buffer) => {
-        if (!ctx.inputSeen && ctx.lastInputAt === 0 && this.sniff(ctx, chunk)) {
-          return;
-        }
+        if (ctx.state !== 'open' || !takeChunk(ctx, chunk)) return;
         const text = decoder.write(chunk);
         // A chunk ending mid-character decodes to nothing: no empty event.
         if (text.length > 0) this.connectionHost.receive(ctx, text);
@@ -812,12 +800,7 @@ export class EarwaxTransport
         if (ctx.state !== 'open') return;
         // Telnet events count against the input rate like lines: a client
         // must not fire on_gmcp or on_resize without limit.
-        const limiter = ctx.rateLimiter;
-        if (limiter !== null) {
-          const verdict = limiter.take(1);
-          if (verdict !== 'pass') return this.overRate(ctx, verdict);
-        }
-        this.enqueue(ctx, event, payload);
+        if (this.withinRate(ctx, 1)) this.enqueue(ctx, event, payload);
       },
       msspStatus: () => ({
         PLAYERS: String(
@@ -1006,11 +989,31 @@ export class EarwaxTransport
     if (!ctx.socket.destroyed) return;
     if (ctx.state === 'open' || ctx.state === 'closing') return;
     if (!this.live.delete(ctx)) return;
+    this.releaseResources(ctx);
+    if (this.live.size === 0) this.onLiveEmpty?.();
+  }
+
+  /** What a connection holds beyond its socket: counts, timers, compressor. */
+  private releaseResources(ctx: AnyConnectionContext): void {
     if (ctx.held) this.limits.release(ctx.hostname);
     if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
     if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
     if (ctx.out !== ctx.socket) ctx.out.destroy();
-    if (this.live.size === 0) this.onLiveEmpty?.();
+  }
+
+  /**
+   * Takes one event's tokens (a line, a raw chunk, a telnet event) from the
+   * connection's input rate; over it, applies the flood policy.
+   *
+   * @returns Whether the event may go on.
+   */
+  private withinRate(ctx: AnyConnectionContext, size: number): boolean {
+    const limiter = ctx.rateLimiter;
+    if (limiter === null) return true;
+    const verdict = limiter.take(size);
+    if (verdict === 'pass') return true;
+    this.overRate(ctx, verdict);
+    return false;
   }
 
   private decodeLine(
@@ -1312,9 +1315,7 @@ export class EarwaxTransport
         // not start its connection's queued on_disconnect.
         ctx.queue = null;
         ctx.socket.destroy();
-        if (ctx.held) this.limits.release(ctx.hostname);
-        if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
-        if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
+        this.releaseResources(ctx);
       }
       this.live.clear();
     }
@@ -1328,34 +1329,36 @@ export class EarwaxTransport
 function contextOf(socket: TrackedSocket): AnyConnectionContext {
   return socket[kContext] as AnyConnectionContext;
 }
-function onLineData(this: TrackedSocket, chunk: Buffer): void {
-  const ctx = contextOf(this);
-  if (ctx.state !== 'open') return;
+/**
+ * What every chunk of an open connection goes through before framing: the
+ * first chunk is sniffed for another protocol, the idle sweep's flag is set,
+ * and the input-rate buckets are refilled (one clock read per chunk; each
+ * line then only takes tokens).
+ *
+ * @returns Whether the chunk goes on (`false`: another protocol took it).
+ */
+function takeChunk(ctx: AnyConnectionContext, chunk: Buffer): boolean {
   // Before the first chunk only (the idle sweep sets lastInputAt after it).
   if (
     !ctx.inputSeen &&
     ctx.lastInputAt === 0 &&
     ctx.host.firstInput(ctx, chunk)
   ) {
-    return;
+    return false;
   }
   ctx.inputSeen = true;
-  // One clock read per chunk; each line then only takes tokens.
   ctx.rateLimiter?.refill(Date.now());
-  ctx.framer?.push(chunk, ctx);
+  return true;
+}
+function onLineData(this: TrackedSocket, chunk: Buffer): void {
+  const ctx = contextOf(this);
+  if (ctx.state === 'open' && takeChunk(ctx, chunk)) {
+    ctx.framer?.push(chunk, ctx);
+  }
 }
 function onTelnetData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
-  if (ctx.state !== 'open') return;
-  if (
-    !ctx.inputSeen &&
-    ctx.lastInputAt === 0 &&
-    ctx.host.firstInput(ctx, chunk)
-  ) {
-    return;
-  }
-  ctx.inputSeen = true;
-  ctx.rateLimiter?.refill(Date.now());
+  if (ctx.state !== 'open' || !takeChunk(ctx, chunk)) return;
   try {
     ctx.telnet?.push(chunk);
   } catch (err) {
@@ -1368,14 +1371,9 @@ function onTelnetData(this: TrackedSocket, chunk: Buffer): void {
 }
 function onRawData(this: TrackedSocket, chunk: Buffer): void {
   const ctx = contextOf(this);
-  if (
-    !ctx.inputSeen &&
-    ctx.lastInputAt === 0 &&
-    ctx.host.firstInput(ctx, chunk)
-  ) {
-    return;
+  if (ctx.state === 'open' && takeChunk(ctx, chunk)) {
+    ctx.host.receive(ctx, chunk);
   }
-  ctx.host.receive(ctx, chunk);
 }
 function onSocketEnd(this: TrackedSocket): void {
   const ctx = contextOf(this);
@@ -1438,8 +1436,4 @@ function describe(err: unknown): string {
 
 function formatHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function unmap(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

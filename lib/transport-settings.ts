@@ -8,7 +8,8 @@ import type {
   HandlerErrorPolicy,
   OverlongLinePolicy,
 } from './interfaces/earwax-options.interface.js';
-import { BlockList, isIP } from 'node:net';
+import { BlockList } from 'node:net';
+import { addAddressOrRange } from './block-list.service.js';
 import type { TelnetOptions } from './interfaces/telnet.interface.js';
 import type { InputRate } from './limits/input-rate-limiter.js';
 import type { TelnetSettings } from './telnet/telnet-session.js';
@@ -245,22 +246,13 @@ function resolveProxyProtocol(
     );
   }
   for (const entry of option.trustedProxies) {
-    const [address, prefix] = entry.split('/');
-    const version = isIP(address ?? '');
-    const bits = prefix === undefined ? undefined : Number(prefix);
-    const max = version === 4 ? 32 : 128;
-    if (
-      version === 0 ||
-      (bits !== undefined &&
-        (!Number.isInteger(bits) || bits < 0 || bits > max))
-    ) {
+    try {
+      addAddressOrRange(trusted, entry);
+    } catch {
       throw new RangeError(
         `EarwaxTransport option "proxyProtocol.trustedProxies": "${entry}" is not an IP address or CIDR range.`,
       );
     }
-    const family = version === 4 ? 'ipv4' : 'ipv6';
-    if (bits === undefined) trusted.addAddress(address, family);
-    else trusted.addSubnet(address, bits, family);
   }
   return {
     trusted,
