@@ -127,8 +127,13 @@ export class ConnectionContext<
   /** @internal */ lingerTimer: NodeJS.Timeout | undefined = undefined;
   /** @internal Armed while output waits above the high-water mark. */
   drainTimer: NodeJS.Timeout | undefined = undefined;
-  /** @internal Set by every chunk; read and cleared by the idle sweep. */
+  /**
+   * @internal Set by every input event (a line, a raw chunk, a telnet
+   * event), not by bytes; read and cleared by the idle sweep.
+   */
   inputSeen = false;
+  /** @internal The first chunk has been read (and sniffed). */
+  chunkSeen = false;
   /** @internal When the idle sweep last saw input; 0 before any. */
   lastInputAt = 0;
   /** @internal */ rateLimiter: InputRateLimiter | null = null;

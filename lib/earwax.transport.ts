@@ -217,10 +217,15 @@ export class EarwaxTransport
       disconnect: (ctx, reason) => this.disconnect(ctx, reason),
       firstInput: (ctx, chunk) => this.sniff(ctx, chunk),
       receive: (ctx, data) => {
-        if (ctx.state !== 'open' || !this.withinRate(ctx, data.length)) return;
+        if (ctx.state !== 'open') return;
+        ctx.inputSeen = true;
+        if (!this.withinRate(ctx, data.length)) return;
         this.enqueue(ctx, 'on_data', data);
       },
       receiveLine: (ctx, chunk, start, end) => {
+        // Only whole lines keep a connection alive: a client trickling bytes
+        // that never end a line (slowloris) is idle.
+        ctx.inputSeen = true;
         // The terminator counts: an empty line is not free.
         if (!this.withinRate(ctx, end - start + 1)) return;
         this.enqueue(ctx, 'on_data', this.decodeLine(ctx, chunk, start, end));
@@ -798,6 +803,7 @@ export class EarwaxTransport
       },
       emit: (event, payload) => {
         if (ctx.state !== 'open') return;
+        ctx.inputSeen = true;
         // Telnet events count against the input rate like lines: a client
         // must not fire on_gmcp or on_resize without limit.
         if (this.withinRate(ctx, 1)) this.enqueue(ctx, event, payload);
@@ -1331,22 +1337,17 @@ function contextOf(socket: TrackedSocket): AnyConnectionContext {
 }
 /**
  * What every chunk of an open connection goes through before framing: the
- * first chunk is sniffed for another protocol, the idle sweep's flag is set,
- * and the input-rate buckets are refilled (one clock read per chunk; each
- * line then only takes tokens).
+ * first chunk is sniffed for another protocol, and the input-rate buckets
+ * are refilled (one clock read per chunk; each line then only takes
+ * tokens).
  *
  * @returns Whether the chunk goes on (`false`: another protocol took it).
  */
 function takeChunk(ctx: AnyConnectionContext, chunk: Buffer): boolean {
-  // Before the first chunk only (the idle sweep sets lastInputAt after it).
-  if (
-    !ctx.inputSeen &&
-    ctx.lastInputAt === 0 &&
-    ctx.host.firstInput(ctx, chunk)
-  ) {
-    return false;
+  if (!ctx.chunkSeen) {
+    ctx.chunkSeen = true;
+    if (ctx.host.firstInput(ctx, chunk)) return false;
   }
-  ctx.inputSeen = true;
   ctx.rateLimiter?.refill(Date.now());
   return true;
 }

@@ -253,16 +253,21 @@ export interface EarwaxTransportOptions {
   connectionRate?: ConnectionRateOptions | RateLimiterAbstract | false;
   /**
    * Milliseconds without input after which a connection is dropped with
-   * reason `idle`. Only input counts: output sent to a player does not keep
-   * it alive. Checked on a timer, so it fires up to an eighth of the timeout
+   * reason `idle`. Input means an input event: a whole line (in raw framing,
+   * a chunk; in telnet mode also a telnet event such as a resize). Bytes
+   * that never end a line do not count, so a client trickling one byte a
+   * second (slowloris) is idle; nor does output sent to a player. Checked on
+   * a timer, so it fires up to an eighth of the timeout
    * (at most 5 s) late. `false` for never.
    * @default 3600000 (one hour)
    */
   idleTimeout?: number | false;
   /**
-   * Milliseconds a new connection has to send its first byte before it is
-   * dropped with reason `idle`: shorter than `idleTimeout`, against
-   * connections that are opened and left silent. `false` for never.
+   * Milliseconds a new connection has to send its first input (a whole
+   * line, a raw chunk, or a telnet event such as a real telnet client's
+   * terminal-type answer) before it is dropped with reason `idle`: shorter
+   * than `idleTimeout`, against connections that are opened and left silent
+   * or trickle bytes. `false` for never.
    * @default 60000
    */
   firstInputTimeout?: number | false;
