@@ -14,10 +14,12 @@ import {
   EVENT_HANDLED,
   EventNameError,
 } from '../../lib/index.js';
-import { bootEarwax, type Booted } from '../support/boot.js';
+import {
+  EarwaxTesting,
+  type EarwaxTestServer,
+} from '../../lib/testing/index.js';
 import { Gate } from '../support/gate.js';
 import { Journal } from '../support/journal.js';
-import { LineClient } from '../support/line-client.js';
 
 const JOURNAL = 'JOURNAL';
 
@@ -74,38 +76,38 @@ class ChainController {
 }
 
 describe('events and handler chains', () => {
-  let booted: Booted | undefined;
+  let server: EarwaxTestServer | undefined;
   afterEach(async () => {
-    await booted?.app.close();
-    booted = undefined;
+    await server?.close();
+    server = undefined;
   });
 
   /** Boots the chain controller (utf8 lines) and returns its journal. */
   async function bootChain(options: EarwaxTransportOptions = {}) {
     const journal = new Journal();
-    booted = await bootEarwax(
+    server = await EarwaxTesting.createServer(
       {
         imports: [EarwaxModule.forRoot()],
         controllers: [ChainController],
         providers: [{ provide: JOURNAL, useValue: journal }, Gate],
       },
-      { encoding: 'utf8', ...options },
+      { transport: { encoding: 'utf8', ...options } },
     );
-    return { journal, ...booted };
+    return { journal, server };
   }
 
   it('dispatches on_connect, on_data and on_disconnect with their payloads', async () => {
     const journal = new Journal();
-    booted = await bootEarwax({
+    server = await EarwaxTesting.createServer({
       imports: [EarwaxModule.forRoot()],
       controllers: [LifecycleController],
       providers: [{ provide: JOURNAL, useValue: journal }],
     });
-    const client = await LineClient.connect(booted.port);
+    const client = await server.connect();
     await journal.waitForEntry('connect:true:true');
     client.send('hello');
     await journal.waitForEntry('data:true:hello');
-    await client.end();
+    await client.close();
     await journal.waitForEntry('disconnect:client_closed:closing');
     expect(journal.entries).toEqual([
       'connect:true:true',
@@ -115,13 +117,13 @@ describe('events and handler chains', () => {
   });
 
   it('runs handlers by priority, then registration order, and stops at EVENT_HANDLED', async () => {
-    const { journal, ...chain } = await bootChain();
-    expect(chain.transport.getHandlerOrder('on_data')).toEqual([
+    const { journal, server } = await bootChain();
+    expect(server.transport.getHandlerOrder('on_data')).toEqual([
       'ChainController.first',
       'ChainController.middle',
       'ChainController.last',
     ]);
-    const client = await LineClient.connect(chain.port);
+    const client = await server.connect();
     for (const line of [
       'go',
       'stop-sync',
@@ -150,14 +152,12 @@ describe('events and handler chains', () => {
       'middle:end',
       'last:end',
     ]);
-    await client.end();
   });
 
   it("handles one connection's events in arrival order while others run", async () => {
-    const { journal, ...chain } = await bootChain();
-    const gate = chain.app.get(Gate);
-    const slow = await LineClient.connect(chain.port);
-    const fast = await LineClient.connect(chain.port);
+    const { journal, server } = await bootChain();
+    const gate = server.app.get(Gate);
+    const [slow, fast] = await server.connectMany(2);
     slow.send('wait');
     slow.send('after-wait');
     fast.send('other');
@@ -176,31 +176,30 @@ describe('events and handler chains', () => {
       'middle:after-wait',
       'last:after-wait',
     ]);
-    await Promise.all([slow.end(), fast.end()]);
   });
   it('pauses reading while a flood waits behind a slow handler, then delivers every line in order', async () => {
     // Without an input rate limit: this is about the event queue alone.
-    const { journal, ...chain } = await bootChain({
+    const { journal, server } = await bootChain({
       maxQueuedEvents: 16,
       inputRate: false,
     });
-    const client = await LineClient.connect(chain.port);
-    const registry = chain.app.get(ConnectionRegistry);
+    const client = await server.connect();
+    const registry = server.app.get(ConnectionRegistry);
+    expect(registry).toBe(server.registry);
     client.send('wait');
     await journal.waitForEntry('held');
     const [ctx] = registry;
     const paused = once(ctx.socket, 'pause');
     const flood = Array.from({ length: 20_000 }, (_, i) => `n${i}`);
-    client.write(flood.map((l) => `${l}\r\n`).join(''));
+    client.sendRaw(flood.map((l) => `${l}\r\n`).join(''));
     // The handler is held, so reading must stop long before the flood is read.
     await paused;
     expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual([]);
-    chain.app.get(Gate).release();
+    server.app.get(Gate).release();
     await journal.waitForEntry('last:n19999', 10_000);
     expect(journal.entries.filter((e) => e.startsWith('first:n'))).toEqual(
       flood.map((l) => `first:${l}`),
     );
-    await client.end();
   });
 });
 
@@ -234,26 +233,28 @@ class UnknownEventController {
 }
 
 describe('custom events and EventNameError', () => {
-  let booted: Booted | undefined;
+  let server: EarwaxTestServer | undefined;
   afterEach(async () => {
-    await booted?.app.close();
-    booted = undefined;
+    await server?.close();
+    server = undefined;
   });
 
   it('dispatches a registered custom event and reports whether it was handled', async () => {
     const journal = new Journal();
-    booted = await bootEarwax(
+    server = await EarwaxTesting.createServer(
       {
         imports: [EarwaxModule.forRoot()],
         controllers: [TellController],
         providers: [{ provide: JOURNAL, useValue: journal }],
       },
-      { encoding: 'utf8', eventTypes: ['on_tell'] },
-      (app, transport) => {
-        app.get(TellController).transport = transport;
+      {
+        transport: { encoding: 'utf8', eventTypes: ['on_tell'] },
+        configure: (app, transport) => {
+          app.get(TellController).transport = transport;
+        },
       },
     );
-    expect(booted.transport.getEventTypes()).toEqual([
+    expect(server.transport.getEventTypes()).toEqual([
       'on_block',
       'on_connect',
       'on_disconnect',
@@ -263,17 +264,21 @@ describe('custom events and EventNameError', () => {
       'on_gmcp',
       'on_tell',
     ]);
-    const client = await LineClient.connect(booted.port);
+    const client = await server.connect();
     client.send('handled');
     client.send('plain');
-    await client.waitForLines(4);
+    expect(await client.readLines(4)).toEqual([
+      'told handled',
+      'handled=true',
+      'told plain',
+      'handled=false',
+    ]);
     expect(client.lines).toEqual([
       'told handled',
       'handled=true',
       'told plain',
       'handled=false',
     ]);
-    await client.end();
   });
 
   it('rejects dispatching an unknown event and registering a name twice', async () => {
@@ -302,22 +307,27 @@ describe('custom events and EventNameError', () => {
   });
 
   it('fails app.listen() when a handler names an unregistered event, naming class and method', async () => {
-    const attempt = bootEarwax({ controllers: [UnknownEventController] });
+    const attempt = EarwaxTesting.createServer({
+      controllers: [UnknownEventController],
+    });
     await expect(attempt).rejects.toThrow(EventNameError);
     await expect(
-      bootEarwax({ controllers: [UnknownEventController] }),
+      EarwaxTesting.createServer({ controllers: [UnknownEventController] }),
     ).rejects.toThrow(
       /UnknownEventController\.nothing.*"on_nothing" is not registered/,
     );
   });
 
   it('accepts the event once it is registered before listen()', async () => {
-    booted = await bootEarwax(
+    server = await EarwaxTesting.createServer(
       { controllers: [UnknownEventController] },
-      {},
-      (_app, transport) => transport.registerEventType('on_nothing'),
+      {
+        configure: (_app, transport) => {
+          transport.registerEventType('on_nothing');
+        },
+      },
     );
-    expect(booted.transport.getHandlerOrder('on_nothing')).toEqual([
+    expect(server.transport.getHandlerOrder('on_nothing')).toEqual([
       'UnknownEventController.nothing',
     ]);
   });

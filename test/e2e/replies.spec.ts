@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Payload } from '@nestjs/microservices';
-import { connect } from 'node:net';
 import { concat, delay, of, throwError } from 'rxjs';
 import {
   EarwaxEvent,
@@ -10,9 +9,11 @@ import {
   EVENT_HANDLED,
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
-import { bootEarwax, type Booted } from '../support/boot.js';
+import {
+  EarwaxTesting,
+  type EarwaxTestServer,
+} from '../../lib/testing/index.js';
 import { Journal } from '../support/journal.js';
-import { LineClient } from '../support/line-client.js';
 
 const JOURNAL = 'JOURNAL';
 
@@ -63,39 +64,54 @@ class ReplyController {
   }
 }
 
+/**
+ * Boots the reply controller (utf8 lines) with its own journal.
+ */
+async function bootReplies(
+  options: EarwaxTransportOptions = {},
+): Promise<{ server: EarwaxTestServer; journal: Journal }> {
+  const journal = new Journal();
+  const server = await EarwaxTesting.createServer(
+    {
+      imports: [EarwaxModule.forRoot()],
+      controllers: [ReplyController],
+      providers: [{ provide: JOURNAL, useValue: journal }],
+    },
+    // Handler errors are expected here, and read from server.logs.
+    { transport: { encoding: 'utf8', ...options }, printLogs: [] },
+  );
+  return { server, journal };
+}
+
 describe('handler replies', () => {
-  const running: Booted[] = [];
+  let server: EarwaxTestServer | undefined;
   let journal: Journal;
   afterEach(async () => {
-    await Promise.all(running.splice(0).map((b) => b.app.close()));
+    await server?.close();
+    server = undefined;
   });
 
   async function boot(options: EarwaxTransportOptions = {}) {
-    journal = new Journal();
-    const booted = await bootEarwax(
-      {
-        imports: [EarwaxModule.forRoot()],
-        controllers: [ReplyController],
-        providers: [{ provide: JOURNAL, useValue: journal }],
-      },
-      { encoding: 'utf8', ...options },
-    );
-    running.push(booted);
-    return booted;
+    ({ server, journal } = await bootReplies(options));
+    return server;
   }
 
   it('sends returned text, bytes and arrays as lines, and the chain goes on', async () => {
-    const { port } = await boot();
-    const client = await LineClient.connect(port);
+    const client = await (await boot()).connect();
     client.send('text');
-    expect(await client.waitForLines(2)).toEqual(['plain text', 'end of text']);
+    expect(await client.readLines(2)).toEqual(['plain text', 'end of text']);
     client.send('bytes');
     await client.expectLine('end of bytes');
     expect(
       client.received.includes(Buffer.from([0x41, 0xe9, 0x0d, 0x0a])),
     ).toBe(true);
     client.send('lines');
-    await client.expectLine('end of lines');
+    expect(await client.readUntil('end of lines')).toEqual([
+      'one',
+      'two',
+      'four',
+      'end of lines',
+    ]);
     expect(client.lines.slice(-4)).toEqual([
       'one',
       'two',
@@ -105,12 +121,10 @@ describe('handler replies', () => {
     client.send('async');
     await client.expectLine('end of async');
     expect(client.lines.at(-2)).toBe('resolved');
-    await client.end();
   });
 
   it('sends each value an Observable emits; its last value decides the chain', async () => {
-    const { port } = await boot();
-    const client = await LineClient.connect(port);
+    const client = await (await boot()).connect();
     client.send('stream');
     await client.expectLine('end of stream');
     expect(client.lines).toEqual(['first', 'second', 'end of stream']);
@@ -125,85 +139,78 @@ describe('handler replies', () => {
     ]);
     // The chain stopped after 'stop': the last handler never saw it.
     expect(journal.entries).toEqual(['last:stream', 'last:stop-early']);
-    await client.end();
   });
 
   it('keeps what was sent before an Observable fails, and ignores other values', async () => {
-    const { port, logs } = await boot();
-    const client = await LineClient.connect(port);
+    const server = await boot();
+    const client = await server.connect();
     client.send('fail');
     await client.expectLine('before the error');
-    await logs.waitFor(/failed on on_data/, 'warn');
+    await server.logs.waitFor(/failed on on_data/, { level: 'warn' });
     client.send('object');
     await client.expectLine('end of object');
     expect(client.lines).toEqual(['before the error', 'end of object']);
-    await client.end();
   });
 });
 
 describe('protocol sniffing', () => {
-  const running: Booted[] = [];
+  let server: EarwaxTestServer | undefined;
   afterEach(async () => {
-    await Promise.all(running.splice(0).map((b) => b.app.close()));
+    await server?.close();
+    server = undefined;
   });
 
   async function boot(options: EarwaxTransportOptions = {}) {
-    const journal = new Journal();
-    const booted = await bootEarwax(
-      {
-        imports: [EarwaxModule.forRoot()],
-        controllers: [ReplyController],
-        providers: [{ provide: JOURNAL, useValue: journal }],
-      },
-      { encoding: 'utf8', ...options },
-    );
-    running.push(booted);
-    return { ...booted, journal };
+    const booted = await bootReplies(options);
+    server = booted.server;
+    return booted;
   }
 
   it('answers a browser with a plain-text HTTP response and closes', async () => {
-    const { port, logs, journal } = await boot();
-    const client = await LineClient.connect(port);
-    client.write('GET / HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n');
-    await client.expectClosedByServer();
+    const { server, journal } = await boot();
+    const client = await server.connect();
+    client.sendRaw('GET / HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n');
+    await client.expectClose();
     const text = client.received.toString('utf8');
     expect(text).toMatch(/^HTTP\/1\.0 400 Bad Request\r\n/);
     expect(text).toContain('Content-Type: text/plain');
     expect(text).toContain('This is a game server, not a web server');
-    await logs.waitFor(/HTTP request on the game port/, 'warn');
+    await server.logs.waitFor(/HTTP request on the game port/, {
+      level: 'warn',
+    });
     await journal.waitForEntry('disconnect:protocol');
     expect(journal.entries).toEqual(['disconnect:protocol']);
   });
 
   it('does not mistake a player for a browser, nor sniff past the first chunk', async () => {
-    const { port, journal } = await boot();
-    const client = await LineClient.connect(port);
+    const { server, journal } = await boot();
+    const client = await server.connect();
     client.send('GET sword');
     await journal.waitForEntry('last:GET sword');
     client.send('GET / HTTP/1.1');
     await journal.waitForEntry('last:GET / HTTP/1.1');
-    expect(client.ended).toBe(false);
-    await client.end();
+    await client.expectLine('end of GET / HTTP/1.1');
+    expect(client.isOpen).toBe(true);
   });
 
   it('closes a TLS handshake sent to the plain port', async () => {
-    const { port, logs, journal } = await boot();
-    const socket = connect({ port, host: '127.0.0.1' });
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const { server, journal } = await boot();
+    const client = await server.connect();
     // The start of a TLS ClientHello record.
-    socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]));
-    await logs.waitFor(/TLS handshake on a plain port/, 'warn');
-    await new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    client.sendRaw(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00]));
+    await server.logs.waitFor(/TLS handshake on a plain port/, {
+      level: 'warn',
+    });
+    await client.expectClose();
     await journal.waitForEntry('disconnect:protocol');
+    expect(client.received).toHaveLength(0);
   });
 
   it('lets HTTP through as lines when sniffing is off', async () => {
-    const { port, journal } = await boot({ sniffProtocols: false });
-    const client = await LineClient.connect(port);
+    const { server, journal } = await boot({ sniffProtocols: false });
+    const client = await server.connect();
     client.send('GET / HTTP/1.1');
     await journal.waitForEntry('last:GET / HTTP/1.1');
-    expect(client.ended).toBe(false);
-    await client.end();
+    expect(client.isOpen).toBe(true);
   });
 });

@@ -9,9 +9,12 @@ import {
   EarwaxEvent,
   EarwaxModule,
 } from '../../lib/index.js';
-import { bootEarwax, type Booted } from '../support/boot.js';
+import {
+  type EarwaxTestClient,
+  EarwaxTesting,
+  type EarwaxTestServer,
+} from '../../lib/testing/index.js';
 import { Journal } from '../support/journal.js';
-import { LineClient } from '../support/line-client.js';
 
 const JOURNAL = 'JOURNAL';
 
@@ -136,7 +139,7 @@ class ChatController {
 
 /** A chat client with the id its connection was given. */
 interface Member {
-  client: LineClient;
+  client: EarwaxTestClient;
   id: string;
 }
 
@@ -157,14 +160,10 @@ async function reply(
   pattern: RegExp,
 ): Promise<string> {
   const { client } = member;
-  const from = client.lines.length;
-  const find = () => client.lines.slice(from).find((l) => pattern.test(l));
+  // Whatever came before the command is not its reply.
+  await client.readLines(client.unread.length);
   client.send(command);
-  await client.until(
-    () => find() !== undefined,
-    `a reply to ${JSON.stringify(command)} matching ${String(pattern)}`,
-  );
-  return find() as string;
+  return client.expectLine(pattern);
 }
 
 /**
@@ -176,33 +175,31 @@ async function settle(member: Member): Promise<void> {
 }
 
 describe('rooms and per-connection state', () => {
-  let booted: Booted | undefined;
+  let server: EarwaxTestServer | undefined;
   let journal: Journal<Departure>;
-  const clients: LineClient[] = [];
 
   afterEach(async () => {
-    for (const client of clients.splice(0)) client.socket.destroy();
-    await booted?.app.close();
-    booted = undefined;
+    await server?.close();
+    server = undefined;
   });
 
-  async function boot(): Promise<Booted> {
+  async function boot(): Promise<EarwaxTestServer> {
     journal = new Journal<Departure>();
-    booted = await bootEarwax(
+    server = await EarwaxTesting.createServer(
       {
         imports: [EarwaxModule.forRoot()],
         controllers: [ChatController],
         providers: [Herald, { provide: JOURNAL, useValue: journal }],
       },
-      { encoding: 'utf8', logConnections: false },
+      { transport: { encoding: 'utf8', logConnections: false } },
     );
-    return booted;
+    return server;
   }
 
-  async function enter(port: number): Promise<Member> {
-    const client = await LineClient.connect(port);
-    clients.push(client);
-    const first = await client.line(0);
+  async function enter(): Promise<Member> {
+    if (!server) throw new Error('boot() first');
+    const client = await server.connect();
+    const first = await client.readLine();
     expect(first).toMatch(/^id /);
     return { client, id: first.slice(3) };
   }
@@ -213,11 +210,11 @@ describe('rooms and per-connection state', () => {
   }
 
   it('tracks rooms across join, leave and disconnect, and broadcasts to members only', async () => {
-    const { port, app } = await boot();
+    const { app } = await boot();
     const registry = app.get(ConnectionRegistry);
-    const a = await enter(port);
-    const b = await enter(port);
-    const c = await enter(port);
+    const a = await enter();
+    const b = await enter();
+    const c = await enter();
 
     expect(await reply(a, '/join tavern', /^join /)).toBe('join tavern: true');
     expect(await reply(b, '/join tavern', /^join /)).toBe('join tavern: true');
@@ -263,7 +260,7 @@ describe('rooms and per-connection state', () => {
     expect(chatter(b)).toEqual(['[tavern] someone: hello']);
 
     // A disconnects (the client closes): the room shrinks.
-    await a.client.end();
+    await a.client.close();
     const gone = await departure(a);
     expect(gone).toEqual({
       id: a.id,
@@ -282,7 +279,7 @@ describe('rooms and per-connection state', () => {
     expect(registry.rooms()).toEqual(['tavern', 'forge']);
 
     // The last member goes: the rooms disappear.
-    await c.client.end();
+    await c.client.close();
     expect(await departure(c)).toMatchObject({
       rooms: ['forge', 'tavern'],
       listedIn: [],
@@ -297,12 +294,12 @@ describe('rooms and per-connection state', () => {
   });
 
   it('lets any service injected with ConnectionRegistry broadcast to a room', async () => {
-    const { port, app, transport } = await boot();
+    const { app, transport } = await boot();
     // The service's registry is the transport's.
     expect(app.get(ConnectionRegistry)).toBe(transport.connections);
-    const a = await enter(port);
-    const b = await enter(port);
-    const c = await enter(port);
+    const a = await enter();
+    const b = await enter();
+    const c = await enter();
     await reply(a, '/join tavern', /^join /);
     await reply(b, '/join tavern', /^join /);
 
@@ -324,18 +321,18 @@ describe('rooms and per-connection state', () => {
   });
 
   it('broadcasts bytes to everyone, leaves out an iterable of connections, and sends nothing to an unknown room', async () => {
-    const { port, app } = await boot();
+    const { app } = await boot();
     const registry = app.get(ConnectionRegistry);
-    const a = await enter(port);
-    const b = await enter(port);
-    const c = await enter(port);
+    const a = await enter();
+    const b = await enter();
+    const c = await enter();
 
     // Bytes go out as they are (not UTF-8 text), then CR LF.
     const bytes = new Uint8Array([0xff, 0x00, 0x41]);
     const expected = Buffer.from([0xff, 0x00, 0x41, 0x0d, 0x0a]);
     expect(registry.broadcast(bytes)).toBe(3);
     for (const member of [a, b, c]) {
-      await member.client.until(
+      await member.client.waitFor(
         () => member.client.received.includes(expected),
         'the broadcast bytes',
       );
@@ -379,10 +376,10 @@ describe('rooms and per-connection state', () => {
   });
 
   it('refuses a second join of the same room, and any join of a connection that is no longer open', async () => {
-    const { port, app } = await boot();
+    const { app } = await boot();
     const registry = app.get(ConnectionRegistry);
-    const a = await enter(port);
-    const b = await enter(port);
+    const a = await enter();
+    const b = await enter();
 
     expect(await reply(a, '/join tavern', /^join /)).toBe('join tavern: true');
     expect(await reply(a, '/join tavern', /^join /)).toBe('join tavern: false');
@@ -393,7 +390,7 @@ describe('rooms and per-connection state', () => {
     ).toBe(false);
 
     const ctxA = registry.get(a.id) as ConnectionContext;
-    await a.client.end();
+    await a.client.close();
     // In its own on_disconnect, a connection can no longer join.
     expect((await departure(a)).rejoined).toBe(false);
     // Nor afterwards, through the registry or the context.
@@ -410,10 +407,10 @@ describe('rooms and per-connection state', () => {
   });
 
   it('keeps typed per-connection state across handlers and into on_disconnect', async () => {
-    const { port, app } = await boot();
+    const { app } = await boot();
     const registry = app.get(ConnectionRegistry);
-    const a = await enter(port);
-    const b = await enter(port);
+    const a = await enter();
+    const b = await enter();
 
     expect(await reply(a, '/name Ann', /^name:/)).toBe('name: Ann');
     await reply(a, '/join tavern', /^join /);
@@ -434,12 +431,12 @@ describe('rooms and per-connection state', () => {
     await reply(a, '/say bye', /^said to/);
     await b.client.expectLine('[tavern] Annabel: bye');
 
-    await a.client.end();
+    await a.client.close();
     expect(await departure(a)).toMatchObject({
       name: 'Annabel',
       reason: 'client_closed',
     });
-    await b.client.end();
+    await b.client.close();
     expect((await departure(b)).name).toBeUndefined();
   });
 });

@@ -1,8 +1,11 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { BlockListService } from '../../../lib/index.js';
-import { bootEarwax, type Booted } from '../../../test/support/boot.js';
-import { LineClient } from '../../../test/support/line-client.js';
+import {
+  type EarwaxTestClient,
+  EarwaxTesting,
+  type EarwaxTestServer,
+} from '../../../lib/testing/index.js';
 import { AppModule } from '../src/app.module.js';
 import {
   chatTransportOptions,
@@ -15,13 +18,11 @@ const HELLO = (name: string) =>
 const NOT_ADMIN = 'Only admins can do that: /admin <password> first.';
 
 describe('sample 02-chat', () => {
-  let booted: Booted | undefined;
-  const clients: LineClient[] = [];
+  let server: EarwaxTestServer | undefined;
 
   afterEach(async () => {
-    for (const client of clients.splice(0)) client.socket.destroy();
-    await booted?.app.close();
-    booted = undefined;
+    await server?.close();
+    server = undefined;
   });
 
   /**
@@ -29,71 +30,61 @@ describe('sample 02-chat', () => {
    * gives; `env.ADMIN_PASSWORD` is in `process.env` only while the module is
    * built (that is when AppModule reads it).
    */
-  async function boot(env: NodeJS.ProcessEnv = {}): Promise<Booted> {
+  async function boot(env: NodeJS.ProcessEnv = {}): Promise<EarwaxTestServer> {
     const saved = process.env.ADMIN_PASSWORD;
     if (env.ADMIN_PASSWORD === undefined) delete process.env.ADMIN_PASSWORD;
     else process.env.ADMIN_PASSWORD = env.ADMIN_PASSWORD;
     try {
-      booted = await bootEarwax(
-        { imports: [AppModule] },
-        { ...chatTransportOptions(env), port: 0 },
-      );
+      server = await EarwaxTesting.createServer(AppModule, {
+        transport: { ...chatTransportOptions(env), host: '127.0.0.1', port: 0 },
+      });
     } finally {
       if (saved === undefined) delete process.env.ADMIN_PASSWORD;
       else process.env.ADMIN_PASSWORD = saved;
     }
-    return booted;
+    return server;
   }
 
-  async function connect(from?: string): Promise<LineClient> {
-    if (!booted) throw new Error('boot() first');
-    const client = await LineClient.connect(booted.port, from);
-    clients.push(client);
-    return client;
+  function connect(from?: string): Promise<EarwaxTestClient> {
+    if (!server) throw new Error('boot() first');
+    return server.connect({ from });
   }
 
   /** Connects and takes a name; the player is then in the lobby. */
-  async function enter(name: string, from?: string): Promise<LineClient> {
+  async function enter(name: string, from?: string): Promise<EarwaxTestClient> {
     const client = await connect(from);
-    expect(await client.waitForLines(2)).toEqual([
+    expect(await client.readLines(2)).toEqual([
       'Welcome to the chat server.',
       'What is your name?',
     ]);
     client.send(name);
-    expect(await client.line(2)).toBe(HELLO(name));
+    expect(await client.readLine()).toBe(HELLO(name));
     return client;
   }
 
-  /** Sends a line and returns the next `count` lines the client receives. */
-  async function ask(
-    client: LineClient,
+  /** Sends a line and reads the next `count` lines the client receives. */
+  function ask(
+    client: EarwaxTestClient,
     text: string,
     count = 1,
   ): Promise<string[]> {
-    const from = client.lines.length;
     client.send(text);
-    await client.waitForLines(from + count);
-    return client.lines.slice(from, from + count);
-  }
-
-  /**
-   * The next line the client receives. Call it before causing the line, so
-   * that it cannot have arrived already.
-   */
-  function nextLine(client: LineClient): Promise<string> {
-    return client.line(client.lines.length);
+    return client.readLines(count);
   }
 
   function blockList(): BlockListService {
-    if (!booted) throw new Error('boot() first');
-    return booted.app.get(BlockListService, { strict: false });
+    if (!server) throw new Error('boot() first');
+    return server.app.get(BlockListService, { strict: false });
   }
 
   it('asks for a name and refuses invalid and taken ones', async () => {
     await boot();
     const alice = await enter('Alice');
     const bob = await connect('127.0.0.2');
-    await bob.waitForLines(2);
+    expect(await bob.readLines(2)).toEqual([
+      'Welcome to the chat server.',
+      'What is your name?',
+    ]);
     for (const bad of ['x', 'Bad name', 'Bob!', 'B'.repeat(17)]) {
       expect(await ask(bob, bad, 2)).toEqual([
         'A name is 2 to 16 letters or digits.',
@@ -107,12 +98,12 @@ describe('sample 02-chat', () => {
     ]);
     expect(await ask(bob, 'Bob')).toEqual([HELLO('Bob')]);
     // The failed attempts were never announced: the arrival is Alice's next line.
-    expect(await alice.line(3)).toBe('Bob has arrived.');
+    expect(await alice.readLine()).toBe('Bob has arrived.');
     expect(alice.lines.slice(3)).toEqual(['Bob has arrived.']);
 
     // A name is free again once its player has gone.
-    const bobHears = nextLine(bob);
-    await alice.end();
+    const bobHears = bob.readLine();
+    await alice.close();
     expect(await bobHears).toBe('Alice has left.');
     await enter('alice', '127.0.0.3');
   });
@@ -127,18 +118,21 @@ describe('sample 02-chat', () => {
     await bob.expectLine('Carol has arrived.');
     // Connected but unnamed: in no room yet.
     const lurker = await connect('127.0.0.4');
-    await lurker.waitForLines(2);
+    expect(await lurker.readLines(2)).toEqual([
+      'Welcome to the chat server.',
+      'What is your name?',
+    ]);
 
-    let aliceHears = nextLine(alice);
-    let bobHears = nextLine(bob);
+    let aliceHears = alice.readLine();
+    let bobHears = bob.readLine();
     expect(await ask(carol, '/join Kitchen')).toEqual([
       'You are now in kitchen.',
     ]);
     expect(await aliceHears).toBe('Carol has gone to kitchen.');
     expect(await bobHears).toBe('Carol has gone to kitchen.');
 
-    aliceHears = nextLine(alice);
-    const carolHears = nextLine(carol);
+    aliceHears = alice.readLine();
+    const carolHears = carol.readLine();
     expect(await ask(bob, '/join kitchen')).toEqual([
       'You are now in kitchen.',
     ]);
@@ -151,7 +145,7 @@ describe('sample 02-chat', () => {
       'Usage: /join <room> (up to 24 letters, digits or dashes).',
     ]);
 
-    const carolHearsBob = nextLine(carol);
+    const carolHearsBob = carol.readLine();
     expect(await ask(bob, 'hello kitchen')).toEqual(['You say: hello kitchen']);
     expect(await carolHearsBob).toBe('Bob: hello kitchen');
     // Carol has it, so the broadcast is done: a line for Alice would have
@@ -173,7 +167,7 @@ describe('sample 02-chat', () => {
     expect(lurker.lines).toHaveLength(4);
 
     // A room ends with its last member; leaving is told to the room left.
-    bobHears = nextLine(bob);
+    bobHears = bob.readLine();
     expect(await ask(carol, '/quit')).toEqual(['Goodbye.']);
     expect(await bobHears).toBe('Carol has left.');
     expect(await ask(bob, '/join lobby')).toEqual(['You are now in lobby.']);
@@ -198,14 +192,14 @@ describe('sample 02-chat', () => {
     alice.send('/ban 127.0.0.2 5');
     await alice.expectLine('Banned 127.0.0.2 for 5 minute(s); kicked Bob.');
     await alice.expectLine('Bob has left.');
-    await bob.expectClosedByServer();
+    await bob.expectClose();
     const [ban] = blockList().list();
     expect(ban).toMatchObject({ target: '127.0.0.2', reason: 'by Alice' });
     expect(ban.expiresAt! - ban.createdAt).toBe(5 * 60_000);
 
     // Refused by the transport before anything else: no name prompt.
     const again = await connect('127.0.0.2');
-    await again.expectClosedByServer();
+    await again.expectClose();
     expect(again.lines).toEqual([
       `You are banned from this server until ${new Date(ban.expiresAt!).toISOString().replace(/\.\d{3}Z$/, 'Z')}.`,
     ]);
@@ -255,12 +249,12 @@ describe('sample 02-chat', () => {
       MAX_CONNECTIONS_PER_IP: '1',
     });
     const blocked = await connect('127.0.0.9');
-    await blocked.expectClosedByServer();
+    await blocked.expectClose();
     expect(blocked.lines).toEqual(['You are banned from this server.']);
 
     await enter('Alice', '127.0.0.2');
     const second = await connect('127.0.0.2');
-    await second.expectClosedByServer();
+    await second.expectClose();
     // Not a ban: the transport's own message.
     expect(second.lines).toEqual(['Too many connections from your address.']);
   });
@@ -319,11 +313,14 @@ describe('sample 02-chat', () => {
     const bob = await enter('Bob', '127.0.0.2');
     await alice.expectLine('Bob has arrived.');
     const unnamed = await connect('127.0.0.3');
-    await unnamed.waitForLines(2);
+    expect(await unnamed.readLines(2)).toEqual([
+      'Welcome to the chat server.',
+      'What is your name?',
+    ]);
 
     await app.close();
     for (const client of [alice, bob, unnamed]) {
-      await client.expectClosedByServer();
+      await client.expectClose();
     }
     // The goodbye, and no "has left" as everyone goes at once.
     expect(alice.lines.slice(4)).toEqual([DEFAULT_SHUTDOWN_MESSAGE]);

@@ -1,8 +1,18 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { scryptSync } from 'node:crypto';
-import { ConnectionRegistry } from '../../../lib/index.js';
-import { bootEarwax, type Booted } from '../../../test/support/boot.js';
+import {
+  ConnectionRegistry,
+  TelnetCommand,
+  TelnetOption,
+  TelnetSubCode,
+} from '../../../lib/index.js';
+import {
+  type EarwaxTestClient,
+  EarwaxTesting,
+  type EarwaxTestServer,
+  type EarwaxTestTelnetOptions,
+} from '../../../lib/testing/index.js';
 import { AccountService } from '../src/account.service.js';
 import { AppModule } from '../src/app.module.js';
 import { HELP } from '../src/game.controller.js';
@@ -11,18 +21,9 @@ import {
   mudTransportOptions,
   SHUTDOWN_MESSAGE,
 } from '../src/mud.options.js';
-import {
-  DO,
-  EOR,
-  GA,
-  IAC,
-  Option,
-  parseMssp,
-  type TelnetClientOptions,
-  TelnetTestClient,
-  WILL,
-  WONT,
-} from './telnet-test-client.js';
+
+const { IAC, WILL, WONT, DO, GA, EOR } = TelnetCommand;
+const Option = TelnetOption;
 
 const WELCOME = [
   'Welcome to Earwax Tiny MUD!',
@@ -39,51 +40,61 @@ const TAVERN = [
   'Low beams, warm ale and a fire that never quite goes out. The square is south; a ladder leads up.',
   'Exits: south, up.',
 ];
+
+/** How a test player's MUD client behaves, and where it connects from. */
+type MudClient = EarwaxTestTelnetOptions & { from?: string };
+
 /** What a standard client agrees to: the password echo, and EOR prompts. */
-const STANDARD: TelnetClientOptions = { accept: [Option.ECHO, Option.EOR] };
+const STANDARD: MudClient = { accept: [Option.ECHO, Option.EOR] };
 
 describe('sample 03-mud', () => {
-  let booted: Booted | undefined;
-  const clients: TelnetTestClient[] = [];
+  let server: EarwaxTestServer | undefined;
 
   afterEach(async () => {
-    for (const client of clients.splice(0)) client.socket.destroy();
-    await booted?.app.close();
-    booted = undefined;
+    await server?.close();
+    server = undefined;
   });
 
-  async function boot(): Promise<Booted> {
-    booted = await bootEarwax(
-      { imports: [AppModule] },
-      { ...mudTransportOptions({}), port: 0 },
-    );
-    return booted;
+  async function boot(): Promise<EarwaxTestServer> {
+    server = await EarwaxTesting.createServer(AppModule, {
+      transport: { ...mudTransportOptions({}), port: 0 },
+    });
+    return server;
   }
 
-  function app(): Booted {
-    if (!booted) throw new Error('boot() first');
-    return booted;
+  function app(): EarwaxTestServer {
+    if (!server) throw new Error('boot() first');
+    return server;
   }
 
   /** Connects and waits for the name prompt. */
   async function connect(
-    options: TelnetClientOptions = STANDARD,
-  ): Promise<TelnetTestClient> {
-    const client = await TelnetTestClient.connect(app().port, options);
-    clients.push(client);
-    expect(await client.prompt(0)).toEqual(WELCOME);
+    options: MudClient = STANDARD,
+  ): Promise<EarwaxTestClient> {
+    const { from, ...telnet } = options;
+    const client = await app().connect({ telnet, from });
+    expect(await client.telnet.readPrompt()).toEqual(WELCOME);
     return client;
+  }
+
+  /**
+   * Sends a line and returns the response to it: every MUD response ends
+   * with a prompt (marked IAC GA or IAC EOR), so this is exactly its answer.
+   */
+  function ask(client: EarwaxTestClient, line: string): Promise<string[]> {
+    client.send(line);
+    return client.telnet.readPrompt();
   }
 
   /** Connects and logs in (a new name creates the character). */
   async function login(
     name: string,
     password: string,
-    options: TelnetClientOptions = STANDARD,
-  ): Promise<TelnetTestClient> {
+    options: MudClient = STANDARD,
+  ): Promise<EarwaxTestClient> {
     const client = await connect(options);
-    expect((await client.ask(name)).at(-1)).toBe('Password: ');
-    const entered = await client.ask(password);
+    expect((await ask(client, name)).at(-1)).toBe('Password: ');
+    const entered = await ask(client, password);
     expect(entered.slice(0, 2)).toEqual([
       '',
       expect.stringMatching(new RegExp(`^Welcome(?: back)?, ${name}!`, 'i')),
@@ -94,7 +105,7 @@ describe('sample 03-mud', () => {
 
   /** Where the bytes `IAC <verb> <option>` are in what a client received. */
   function negotiationAt(
-    client: TelnetTestClient,
+    client: EarwaxTestClient,
     verb: number,
     option: number,
     from = 0,
@@ -102,10 +113,20 @@ describe('sample 03-mud', () => {
     return client.received.indexOf(Buffer.of(IAC, verb, option), from);
   }
 
+  /** How many TTYPE SEND requests the client received (and answered). */
+  function ttypeRequests(client: EarwaxTestClient): number {
+    return client.telnet.events.filter(
+      (e) =>
+        e.type === 'subnegotiation' &&
+        e.option === Option.TTYPE &&
+        e.payload[0] === TelnetSubCode.SEND,
+    ).length;
+  }
+
   it('creates the account on the first login, with echo off while the password is typed', async () => {
     await boot();
     const alice = await connect();
-    expect(await alice.ask('alice')).toEqual([
+    expect(await ask(alice, 'alice')).toEqual([
       'Alice is a new character. Choose a password (4 characters or more).',
       'Password: ',
     ]);
@@ -119,7 +140,7 @@ describe('sample 03-mud', () => {
     expect(negotiationAt(alice, WONT, Option.ECHO)).toBe(-1);
 
     // Too short: asked again, echo still off.
-    expect(await alice.ask('abc')).toEqual([
+    expect(await ask(alice, 'abc')).toEqual([
       '',
       'A password has at least 4 characters; try another.',
       'Password: ',
@@ -127,7 +148,7 @@ describe('sample 03-mud', () => {
     expect(negotiationAt(alice, WONT, Option.ECHO)).toBe(-1);
 
     const before = alice.received.length;
-    expect(await alice.ask('s3cret!')).toEqual([
+    expect(await ask(alice, 's3cret!')).toEqual([
       '',
       'Welcome, Alice! Your character has been created.',
       'Type help for the commands.',
@@ -153,132 +174,125 @@ describe('sample 03-mud', () => {
     await boot();
     const first = await login('Alice', 'open sesame');
     first.send('quit');
-    await first.expectClosedByServer();
-    expect(first.pending).toBe('Goodbye, Alice. Come back soon!\r\n');
+    await first.expectClose();
+    expect(first.unread).toEqual(['Goodbye, Alice. Come back soon!']);
+    expect(first.partial).toBe('');
 
     const again = await connect();
-    expect(await again.ask('ALICE')).toEqual([
+    expect(await ask(again, 'ALICE')).toEqual([
       'Hello again, Alice.',
       'Password: ',
     ]);
     for (let attempt = 1; attempt <= 2; attempt++) {
-      expect(await again.ask('wrong')).toEqual([
+      expect(await ask(again, 'wrong')).toEqual([
         '',
         'Wrong password.',
         'Name: ',
       ]);
-      expect(await again.ask('alice')).toEqual([
+      expect(await ask(again, 'alice')).toEqual([
         'Hello again, Alice.',
         'Password: ',
       ]);
     }
-    await app().logs.waitFor('Wrong password for Alice.', 'warn');
+    await app().logs.waitFor('Wrong password for Alice.', { level: 'warn' });
     again.send('wrong');
-    await again.expectClosedByServer();
-    expect(again.pending).toBe(
-      '\r\nWrong password. Too many failures: goodbye.\r\n',
-    );
-    // Echo was turned off and back on for each of the three passwords.
-    const echoes = again.events.filter(
-      (e) => e.type === 'negotiation' && e.option === Option.ECHO,
-    );
-    expect(echoes.map((e) => e.type === 'negotiation' && e.verb)).toEqual([
-      'WILL',
-      'WONT',
-      'WILL',
-      'WONT',
-      'WILL',
-      'WONT',
+    await again.expectClose();
+    expect(again.unread).toEqual([
+      '',
+      'Wrong password. Too many failures: goodbye.',
     ]);
+    expect(again.partial).toBe('');
+    // Echo was turned off and back on for each of the three passwords.
+    const echoes = again.telnet.events.flatMap((e) =>
+      e.type === 'negotiation' && e.option === Option.ECHO ? [e.verb] : [],
+    );
+    expect(echoes).toEqual(['WILL', 'WONT', 'WILL', 'WONT', 'WILL', 'WONT']);
 
     const alice = await login('alice', 'open sesame');
     // One character, one connection.
     const other = await connect();
-    expect(await other.ask('Alice')).toEqual([
+    expect(await ask(other, 'Alice')).toEqual([
       'Alice is already playing.',
       'Name: ',
     ]);
-    expect(await other.ask('x1')).toEqual([
+    expect(await ask(other, 'x1')).toEqual([
       'A name is 3 to 16 letters.',
       'Name: ',
     ]);
-    expect(await alice.ask('who')).toEqual([
+    expect(await ask(alice, 'who')).toEqual([
       'Players online (1):',
       '  Alice - Town Square',
       '> ',
     ]);
     // `quit` is not a name.
     other.send('QUIT');
-    await other.expectClosedByServer();
-    expect(other.pending).toBe('Goodbye.\r\n');
+    await other.expectClose();
+    expect(other.unread).toEqual(['Goodbye.']);
+    expect(other.partial).toBe('');
     expect(app().app.get(AccountService).exists('quit')).toBe(false);
   });
 
   it('moves players between rooms, says things to the room only, and lists who is on', async () => {
     await boot();
     const alice = await login('Alice', 'alice-pw');
-    const aliceHears = alice.next();
+    const aliceHears = alice.telnet.readPrompt();
     const bob = await login('Bob', 'bob-pw', {
       ...STANDARD,
       from: '127.0.0.2',
     });
     expect(await aliceHears).toEqual(['Bob has entered the world.', '> ']);
-    expect(bob.prompts.at(-1)?.lines.slice(-2)).toEqual([
-      'Also here: Alice.',
-      '> ',
-    ]);
-    expect(await alice.ask('look')).toEqual([
+    expect(bob.lines.slice(-2)).toEqual(['Also here: Alice.', '> ']);
+    expect(await ask(alice, 'look')).toEqual([
       ...SQUARE,
       'Also here: Bob.',
       '> ',
     ]);
 
-    let bobHears = bob.next();
-    expect(await alice.ask('say Hello there!')).toEqual([
+    let bobHears = bob.telnet.readPrompt();
+    expect(await ask(alice, 'say Hello there!')).toEqual([
       'You say, "Hello there!"',
       '> ',
     ]);
     expect(await bobHears).toEqual(['Alice says, "Hello there!"', '> ']);
 
-    bobHears = bob.next();
-    expect(await alice.ask('go north')).toEqual([
+    bobHears = bob.telnet.readPrompt();
+    expect(await ask(alice, 'go north')).toEqual([
       'You go north.',
       ...TAVERN,
       '> ',
     ]);
     expect(await bobHears).toEqual(['Alice leaves north.', '> ']);
     const registry = app().app.get(ConnectionRegistry);
+    expect(registry).toBe(app().registry);
     expect(registry.roomSize('room:1')).toBe(1);
     expect(registry.roomSize('room:2')).toBe(1);
 
     // Said in the tavern: Bob, in the square, hears nothing. His answer to
     // `look` comes after anything the say would have sent him.
-    expect(await alice.ask("'anyone here?")).toEqual([
+    expect(await ask(alice, "'anyone here?")).toEqual([
       'You say, "anyone here?"',
       '> ',
     ]);
-    expect(await bob.ask('l')).toEqual([...SQUARE, '> ']);
-    expect(bob.prompts.flatMap((p) => p.lines)).not.toContain(
-      'Alice says, "anyone here?"',
-    );
+    expect(await ask(bob, 'l')).toEqual([...SQUARE, '> ']);
+    expect(bob.lines).not.toContain('Alice says, "anyone here?"');
 
-    const aliceHearsBob = alice.next();
-    expect(await bob.ask('n')).toEqual([
+    const aliceHearsBob = alice.telnet.readPrompt();
+    expect(await ask(bob, 'n')).toEqual([
       'You go north.',
       ...TAVERN,
       'Also here: Alice.',
       '> ',
     ]);
     expect(await aliceHearsBob).toEqual(['Bob arrives.', '> ']);
-    expect(await bob.ask('west')).toEqual([
+    expect(await ask(bob, 'west')).toEqual([
       'You cannot go west from here.',
       '> ',
     ]);
-    expect(await bob.ask('go nowhere')).toEqual([
+    expect(await ask(bob, 'go nowhere')).toEqual([
       '"nowhere" is not a way out; try n, s, e, w, u or d.',
       '> ',
     ]);
-    expect(await alice.ask('who')).toEqual([
+    expect(await ask(alice, 'who')).toEqual([
       'Players online (2):',
       '  Alice - The Crooked Tavern',
       '  Bob - The Crooked Tavern',
@@ -287,10 +301,11 @@ describe('sample 03-mud', () => {
     expect(registry.members('room:2')).toHaveLength(2);
     expect(registry.roomSize('room:1')).toBe(0);
 
-    const aliceHearsQuit = alice.next();
+    const aliceHearsQuit = alice.telnet.readPrompt();
     bob.send('quit');
-    await bob.expectClosedByServer();
-    expect(bob.pending).toBe('Goodbye, Bob. Come back soon!\r\n');
+    await bob.expectClose();
+    expect(bob.unread).toEqual(['Goodbye, Bob. Come back soon!']);
+    expect(bob.partial).toBe('');
     expect(await aliceHearsQuit).toEqual(['Bob has left the world.', '> ']);
     expect(registry.roomSize('room:2')).toBe(1);
   });
@@ -298,33 +313,35 @@ describe('sample 03-mud', () => {
   it('answers help, unknown commands and blank lines, each with a prompt', async () => {
     await boot();
     const alice = await login('Alice', 'alice-pw');
-    expect(await alice.ask('help')).toEqual([...HELP, '> ']);
-    expect(await alice.ask('dance')).toEqual([
+    expect(await ask(alice, 'help')).toEqual([...HELP, '> ']);
+    expect(await ask(alice, 'dance')).toEqual([
       '"dance" is not a command; type help for the commands.',
       '> ',
     ]);
-    expect(await alice.ask('')).toEqual(['> ']);
-    expect(await alice.ask('say')).toEqual(['Say what?', '> ']);
-    expect(await alice.ask('go')).toEqual(['Go where?', '> ']);
+    expect(await ask(alice, '')).toEqual(['> ']);
+    expect(await ask(alice, 'say')).toEqual(['Say what?', '> ']);
+    expect(await ask(alice, 'go')).toEqual(['Go where?', '> ']);
   });
 
   it('sends GMCP Char.Name and Room.Info on login and each move, and remembers Core.Hello', async () => {
     await boot();
     const carol = await login('Carol', 'carol-pw', {
       accept: [Option.ECHO, Option.EOR, Option.GMCP],
-      hello: { client: 'MudTest', version: '2.1' },
+      gmcp: [
+        { package: 'Core.Hello', data: { client: 'MudTest', version: '2.1' } },
+      ],
     });
-    expect(carol.gmcp).toEqual([
+    expect(carol.telnet.gmcp).toEqual([
       { package: 'Char.Name', data: { name: 'Carol', fullname: 'Carol' } },
       {
         package: 'Room.Info',
         data: { num: 1, name: 'Town Square', exits: { n: 2, e: 3 } },
       },
     ]);
-    await carol.ask('n');
-    await carol.ask('look');
-    await carol.ask('up');
-    expect(carol.gmcp.slice(2)).toEqual([
+    await ask(carol, 'n');
+    await ask(carol, 'look');
+    await ask(carol, 'up');
+    expect(carol.telnet.gmcp.slice(2)).toEqual([
       {
         package: 'Room.Info',
         data: { num: 2, name: 'The Crooked Tavern', exits: { s: 1, u: 4 } },
@@ -335,16 +352,16 @@ describe('sample 03-mud', () => {
       },
     ]);
     await app().logs.waitFor('Client: MudTest 2.1 (GMCP Core.Hello).');
-    expect((await carol.ask('stats'))[0]).toBe(
+    expect((await ask(carol, 'stats'))[0]).toBe(
       'Client (GMCP Core.Hello): MudTest 2.1',
     );
 
     // A client that said DONT GMCP gets none.
     const dave = await login('Dave', 'dave-pw');
     expect(negotiationAt(dave, WILL, Option.GMCP)).toBeGreaterThan(-1);
-    await dave.ask('n');
-    expect(dave.gmcp).toEqual([]);
-    expect((await dave.ask('stats'))[0]).toBe(
+    await ask(dave, 'n');
+    expect(dave.telnet.gmcp).toEqual([]);
+    expect((await ask(dave, 'stats'))[0]).toBe(
       'Client (GMCP Core.Hello): not told',
     );
   });
@@ -353,18 +370,30 @@ describe('sample 03-mud', () => {
     await boot();
     const withEor = await login('Erin', 'erin-pw');
     const withGa = await login('Gary', 'gary-pw', { accept: [Option.ECHO] });
-    await withEor.ask('look');
-    await withGa.ask('look');
+    expect(await withEor.telnet.readPrompt()).toEqual([
+      'Gary has entered the world.',
+      '> ',
+    ]);
+    expect(await ask(withEor, 'look')).toEqual([
+      ...SQUARE,
+      'Also here: Gary.',
+      '> ',
+    ]);
+    expect(await ask(withGa, 'look')).toEqual([
+      ...SQUARE,
+      'Also here: Erin.',
+      '> ',
+    ]);
     // The first prompt may go out before the client's DO EOR arrives;
     // every prompt after it is marked EOR.
-    expect(withEor.prompts.slice(1).map((p) => p.mark)).toEqual(
-      withEor.prompts.slice(1).map(() => 'EOR'),
+    expect(withEor.telnet.prompts.slice(1).map((p) => p.mark)).toEqual(
+      withEor.telnet.prompts.slice(1).map(() => 'EOR'),
     );
     expect(withEor.received.includes(Buffer.from([0x3e, 0x20, IAC, EOR]))).toBe(
       true,
     );
-    expect(withGa.prompts.map((p) => p.mark)).toEqual(
-      withGa.prompts.map(() => 'GA'),
+    expect(withGa.telnet.prompts.map((p) => p.mark)).toEqual(
+      withGa.telnet.prompts.map(() => 'GA'),
     );
     expect(withGa.received.includes(Buffer.from([0x3e, 0x20, IAC, GA]))).toBe(
       true,
@@ -380,10 +409,13 @@ describe('sample 03-mud', () => {
       naws: { width: 100, height: 40 },
     });
     // Everything sent after the third answer is read after it.
-    await client.until(() => client.ttypeAnswers === 3, 'three TTYPE answers');
-    await client.ask('Tess');
-    await client.ask('tess-pw');
-    expect(await client.ask('stats')).toEqual([
+    await client.waitFor(
+      () => ttypeRequests(client) === 3,
+      'three TTYPE answers',
+    );
+    await ask(client, 'Tess');
+    await ask(client, 'tess-pw');
+    expect(await ask(client, 'stats')).toEqual([
       'Client (GMCP Core.Hello): not told',
       'Terminal (TTYPE): MUDTEST, XTERM-256COLOR, MTTS 13',
       'Capabilities (MTTS): ansi, utf8, colors256',
@@ -394,13 +426,13 @@ describe('sample 03-mud', () => {
     await app().logs.waitFor(
       'Terminal: MUDTEST, XTERM-256COLOR, MTTS 13 (TTYPE).',
     );
-    client.sendNaws(120, 50);
-    expect((await client.ask('terminal'))[3]).toBe('Window (NAWS): 120x50');
+    client.telnet.sendNaws(120, 50);
+    expect((await ask(client, 'terminal'))[3]).toBe('Window (NAWS): 120x50');
     // MTTS ended the cycle: no fourth SEND.
-    expect(client.ttypeAnswers).toBe(3);
+    expect(ttypeRequests(client)).toBe(3);
 
     const plain = await login('Paul', 'paul-pw');
-    expect(await plain.ask('stats')).toEqual([
+    expect(await ask(plain, 'stats')).toEqual([
       'Client (GMCP Core.Hello): not told',
       'Terminal (TTYPE): not told',
       'Capabilities (MTTS): not told',
@@ -415,14 +447,11 @@ describe('sample 03-mud', () => {
   it('answers DO MSSP with the game name and its variables', async () => {
     await boot();
     const crawler = await connect({ accept: [Option.MSSP] });
-    await crawler.until(
-      () => crawler.events.some((e) => e.type === 'sb' && e.option === 70),
+    await crawler.waitFor(
+      () => crawler.telnet.mssp !== undefined,
       'an MSSP subnegotiation',
     );
-    const event = crawler.events.find(
-      (e) => e.type === 'sb' && e.option === Option.MSSP,
-    );
-    const mssp = parseMssp(event?.type === 'sb' ? event.payload : Buffer.of());
+    const mssp = crawler.telnet.mssp;
     expect(mssp).toMatchObject({
       NAME: [MUD_NAME],
       PLAYERS: [expect.stringMatching(/^\d+$/)],
@@ -434,9 +463,11 @@ describe('sample 03-mud', () => {
     // A client that refuses gets no MSSP.
     const player = await connect();
     // Its DONT MSSP went out before this line, so it has been read.
-    expect(await player.ask('')).toEqual(['Name: ']);
+    expect(await ask(player, '')).toEqual(['Name: ']);
     expect(
-      player.events.some((e) => e.type === 'sb' && e.option === Option.MSSP),
+      player.telnet.events.some(
+        (e) => e.type === 'subnegotiation' && e.option === Option.MSSP,
+      ),
     ).toBe(false);
   });
 
@@ -448,16 +479,20 @@ describe('sample 03-mud', () => {
       charset: 'ISO-8859-1',
       from: '127.0.0.2',
     });
-    expect((await bob.ask('stats')).at(-2)).toBe('Encoding: latin1');
+    expect(await alice.telnet.readPrompt()).toEqual([
+      'Bob has entered the world.',
+      '> ',
+    ]);
+    expect((await ask(bob, 'stats')).at(-2)).toBe('Encoding: latin1');
 
-    const bobHears = bob.next();
-    await alice.ask('say Crème brûlée, ÿes');
+    const bobHears = bob.telnet.readPrompt();
+    await ask(alice, 'say Crème brûlée, ÿes');
     expect(await bobHears).toEqual(['Alice says, "Crème brûlée, ÿes"', '> ']);
     // Latin-1 ÿ is 0xFF: doubled on the wire.
     expect(bob.received.includes(Buffer.of(IAC, IAC))).toBe(true);
 
-    const aliceHears = alice.next();
-    await bob.ask('say Olá, ÿ');
+    const aliceHears = alice.telnet.readPrompt();
+    await ask(bob, 'say Olá, ÿ');
     expect(await aliceHears).toEqual(['Bob says, "Olá, ÿ"', '> ']);
   });
 
@@ -468,17 +503,17 @@ describe('sample 03-mud', () => {
       ...STANDARD,
       from: '127.0.0.2',
     });
-    await alice.until(
-      () =>
-        alice.prompts.some((p) => p.lines[0] === 'Bob has entered the world.'),
-      'Bob to arrive',
-    );
+    expect(await alice.telnet.readPrompt()).toEqual([
+      'Bob has entered the world.',
+      '> ',
+    ]);
     const unnamed = await connect();
 
     await nest.close();
     for (const client of [alice, bob, unnamed]) {
-      await client.expectClosedByServer();
-      expect(client.pending).toBe(`${SHUTDOWN_MESSAGE}\r\n`);
+      await client.expectClose();
+      expect(client.unread).toEqual([SHUTDOWN_MESSAGE]);
+      expect(client.partial).toBe('');
     }
     // Nobody was told that the others left.
     expect(bob.received.includes('has left the world')).toBe(false);
