@@ -11,7 +11,8 @@
  * Options:
  *   --quick          short windows, one repetition (a preview, not a result)
  *   --reps=N         repetitions of every scenario
- *   --only=a,b       scenarios to run: echo, broadcast, churn, idle, slow, scale
+ *   --only=a,b       scenarios to run: echo, broadcast, churn, idle, slow, scale,
+ *                    cluster
  *   --profile[=srv]  profile one server (default earwaxLine) instead
  *   --compare=path   also run another build of the library (its index.js)
  *                    wherever earwax line mode runs, as "candidate"
@@ -20,8 +21,14 @@
  *
  * See bench/README.md for what each scenario measures.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  mkdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
@@ -111,6 +118,21 @@ const servers = {
     modes: { echo: 'telnet' },
     protocol: 'telnet',
   },
+  // The cluster-broadcast scenario: the same broadcast server, alone, or
+  // as three processes joined by the Redis adapter (run by runCluster).
+  earwaxOneProcess: {
+    label: 'nestjs-earwax, one process',
+    script: 'earwax-cluster.js',
+    modes: { cluster: 'single' },
+    processes: 1,
+  },
+  earwaxThreeProcesses: {
+    label: 'nestjs-earwax, 3 processes + RedisAdapter',
+    script: 'earwax-cluster.js',
+    modes: { cluster: 'cluster' },
+    processes: 3,
+    redis: true,
+  },
 };
 
 if (options.compare) {
@@ -148,6 +170,7 @@ const broadcastSizes = [1000, 10_000].map((n) =>
   fitConnections(n, 'broadcast'),
 );
 const idleConnections = fitConnections(10_000, 'idle memory');
+const clusterConnections = fitConnections(1000, 'cluster broadcast');
 const scaleConnections = fitConnections(15_000, 'many connections');
 const floodMs = quick ? 3000 : 4000;
 /** 800 lines of 64 bytes every 10 ms: 5.1 MB/s to each slow client. */
@@ -298,6 +321,49 @@ const scenarios = [
     ],
   },
   {
+    key: 'cluster',
+    servers: ['earwaxOneProcess', 'earwaxThreeProcesses'],
+    reps: memoryReps,
+    run: runCluster,
+    steps: [
+      {
+        kind: 'cluster',
+        label: `cluster broadcast, ${clusterConnections.toLocaleString('en-US')} connections`,
+        connections: clusterConnections,
+        warmupRounds: 3,
+        rounds: quick ? 10 : 30,
+        burst: quick ? 50 : 200,
+      },
+    ],
+    metrics: [
+      {
+        key: 'rate',
+        label: `delivered lines/s (${quick ? 50 : 200} broadcasts at once)`,
+        get: (r) => r.linesPerSec,
+      },
+      {
+        key: 'cpu',
+        label: 'server CPU µs per delivered line (all processes)',
+        get: (r) => r.serverCpuUsPerLine,
+      },
+      {
+        key: 'p50',
+        label: 'p50 latency ms (each delivered line)',
+        get: (r) => r.p50Ms,
+      },
+      {
+        key: 'p99',
+        label: 'p99 latency ms (each delivered line)',
+        get: (r) => r.p99Ms,
+      },
+      {
+        key: 'last',
+        label: 'ms until the last receiver has it',
+        get: (r) => r.lastReceivedMs,
+      },
+    ],
+  },
+  {
     key: 'scale',
     servers: ['plain', 'earwaxLine'],
     reps: memoryReps,
@@ -431,6 +497,205 @@ async function runOnce(serverKey, scenarioKey, steps, { cpuProfile } = {}) {
     if (loadgen) await stopChild(loadgen, 2000);
     await stopChild(child);
   }
+}
+
+// ---------------------------------------------------------------------------
+// The cluster-broadcast scenario: several server processes and a Redis.
+
+/** Where Debian's redis-server package puts it, or on the PATH. */
+function findRedisServer() {
+  const dirs = [
+    ...(process.env.PATH ?? '').split(':'),
+    '/usr/bin',
+    '/usr/local/bin',
+  ];
+  for (const dir of dirs.filter(Boolean)) {
+    try {
+      accessSync(`${dir}/redis-server`, constants.X_OK);
+      return `${dir}/redis-server`;
+    } catch {
+      // Not there.
+    }
+  }
+  throw new Error(
+    'cluster scenario: redis-server is not installed (apt-get install redis-server).',
+  );
+}
+
+/** A redis-server on `port`, pinned to `core`, nothing persisted; resolves when ready. */
+async function startRedis(port, core) {
+  const args = [
+    findRedisServer(),
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--loglevel',
+    'notice',
+  ];
+  const argv = hasTaskset ? ['-c', String(core), ...args] : args.slice(1);
+  const child = spawn(hasTaskset ? 'taskset' : args[0], argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const kill = () => child.kill('SIGKILL');
+  process.on('exit', kill);
+  child.once('exit', () => process.off('exit', kill));
+  let output = '';
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`redis-server did not start: ${output}`)),
+      10_000,
+    );
+    const keep = (chunk) => {
+      output += chunk;
+      if (/Ready to accept connections/.test(output)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`redis-server exited (${code}): ${output}`));
+    });
+  });
+  return child;
+}
+
+/** utime + stime of a process from /proc, µs (clock-tick resolution). */
+function procCpuUs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return 0;
+  }
+}
+
+let usageSeq = 1_000_000;
+/** One server's usage, through its control channel. */
+async function askUsage(child) {
+  const id = ++usageSeq;
+  const reply = waitForMessage(
+    child,
+    (m) => m.type === 'reply' && m.id === id,
+    10_000,
+  );
+  child.send({ id, cmd: 'usage' }, () => {});
+  return (await reply).usage;
+}
+
+/**
+ * Runs the cluster-broadcast load against `serverKey`: its processes (all on
+ * core 0, with the Redis they share: the same CPU as the one process of the
+ * baseline), the load generator on core 1. Servers' usage is summed for the
+ * load generator.
+ */
+async function runCluster(serverKey, scenarioKey, steps) {
+  const server = servers[serverKey];
+  const step = steps[0];
+  const files = step.connections + 500;
+  const children = [];
+  let redis;
+  let loadgen;
+  try {
+    const env = { ...server.env };
+    if (server.redis) {
+      const redisPort = nextPort();
+      redis = await startRedis(redisPort, 0);
+      env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+    }
+    const ports = [];
+    for (let i = 0; i < server.processes; i++) {
+      const port = nextPort();
+      ports.push(port);
+      children.push(
+        startNode(
+          [
+            buildDir + server.script,
+            `--port=${port}`,
+            `--mode=${server.modes[scenarioKey]}`,
+          ],
+          { core: 0, files, label: `${serverKey} server ${i + 1}`, env },
+        ),
+      );
+    }
+    await Promise.all(
+      children.map((c) => waitForMessage(c, (m) => m.type === 'ready', 30_000)),
+    );
+    // The first server is the one watched; the others and Redis are the
+    // benchmark's own load, added below.
+    const foreignLoad = watchForeignLoad(children[0].pid);
+    const othersCpu = async () => {
+      let us = redis ? procCpuUs(redis.pid) : 0;
+      for (const child of children.slice(1))
+        us += (await askUsage(child)).cpuUs;
+      return us;
+    };
+    const othersBefore = await othersCpu();
+    const spec = {
+      ports,
+      connections: step.connections,
+      rounds: step.rounds,
+      warmupRounds: step.warmupRounds,
+      burst: step.burst,
+      deadlineMs: 180_000,
+    };
+    loadgen = startNode([buildDir + 'cluster-load.js', JSON.stringify(spec)], {
+      core: 1,
+      files,
+      label: 'cluster load generator',
+    });
+    loadgen.on('message', (m) => {
+      if (m.type !== 'request') return;
+      void Promise.all(children.map(askUsage)).then(
+        (all) => {
+          const usage = {
+            cpuUs: all.reduce((sum, u) => sum + u.cpuUs, 0),
+            connections: all.reduce((sum, u) => sum + u.connections, 0),
+          };
+          if (loadgen.connected)
+            loadgen.send({ type: 'reply', id: m.id, usage }, () => {});
+        },
+        (err) => log(`cluster: usage failed: ${err.message}`),
+      );
+    });
+    const { results, cpuUs } = await waitForMessage(
+      loadgen,
+      (m) => m.type === 'result',
+      spec.deadlineMs + 5000,
+    );
+    const others = (await othersCpu()) - othersBefore;
+    return { results, foreignPct: foreignLoad(cpuUs + others) };
+  } finally {
+    if (loadgen) await stopChild(loadgen, 2000);
+    await Promise.all(children.map((c) => stopChild(c)));
+    redis?.kill('SIGKILL');
+  }
+}
+
+/** The cluster broadcast against the one process, as ratios of medians. */
+function clusterComparison(results) {
+  const scenario = scenarios.find((s) => s.key === 'cluster');
+  const runs = results.cluster;
+  if (!scenario || !runs) return undefined;
+  const ratio = (key) => {
+    const metric = scenario.metrics.find((m) => m.key === key);
+    const three = collect(runs.earwaxThreeProcesses, 0, metric).median;
+    const one = collect(runs.earwaxOneProcess, 0, metric).median;
+    return `${(three / one).toFixed(2)}×`;
+  };
+  return (
+    'Cluster broadcast, 3 processes + RedisAdapter against one process ' +
+    `(same core): throughput ${ratio('rate')}, server CPU per delivered line ${ratio('cpu')}, ` +
+    `p50 ${ratio('p50')}, p99 ${ratio('p99')}, last receiver ${ratio('last')}.`
+  );
 }
 
 // ---------------------------------------------------------------------------
@@ -601,7 +866,7 @@ const QUIET_WAIT_MS = 20_000;
 async function measure(scenario, serverKey, tag, foreign) {
   for (let attempt = 1; ; attempt++) {
     const t0 = Date.now();
-    const { results, foreignPct } = await runOnce(
+    const { results, foreignPct } = await (scenario.run ?? runOnce)(
       serverKey,
       scenario.key,
       scenario.steps,
@@ -713,6 +978,8 @@ async function main() {
 
   const table = resultsTable(selected, results, servers, recorded);
   const targetList = targets(results);
+  const comparison = clusterComparison(results);
+  if (comparison) notes.push(comparison);
   const md = await format(
     [
       `# nestjs-earwax benchmark (${quick ? 'quick preview' : 'full run'})`,

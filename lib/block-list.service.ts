@@ -6,8 +6,13 @@ import {
 } from '@nestjs/common';
 import { BlockList, isIP } from 'node:net';
 import { type Observable, Subject } from 'rxjs';
-// A value import (not `import type`): the constructor's design:paramtypes
-// metadata must name the class for Nest to inject it.
+import type {
+  SharedBan,
+  SharedBanChange,
+} from './adapters/cluster.interfaces.js';
+// Value imports (not `import type`): the constructor's design:paramtypes
+// metadata must name the classes for Nest to inject them.
+import { EarwaxAdapter } from './adapters/earwax.adapter.js';
 import { ConnectionRegistry } from './connection.registry.js';
 
 /**
@@ -110,6 +115,8 @@ interface Ban {
   readonly rule: Rule;
   /** A list with only this ban's rule: tells which ban matches an address. */
   readonly only: BlockList;
+  /** Whether it kicked the connections it matched (shared with the cluster). */
+  readonly kick: boolean;
 }
 
 /**
@@ -130,6 +137,11 @@ interface Ban {
  * Temporary bans end on time with a single unref'd timer armed for the
  * earliest expiry (so it never keeps the process alive); an expired ban is
  * never reported, even when that timer runs late.
+ *
+ * With a cluster adapter (`RedisAdapter`), the list is shared: a ban, unban
+ * or clear made on one process applies on every process at once (and kicks
+ * there), each still checking its own local copy, so the accept path never
+ * waits for the network; a temporary ban ends everywhere at its expiry.
  *
  * @example
  * ```ts
@@ -170,8 +182,13 @@ export class BlockListService implements OnModuleDestroy {
   /**
    * @param registry The live connections, which a ban kicks when it matches
    *   them. Without it (outside `EarwaxModule`), bans kick nobody.
+   * @param adapter Shares the list with the other processes of a cluster;
+   *   without it, the list is this process's.
    */
-  constructor(@Optional() private readonly registry?: ConnectionRegistry) {
+  constructor(
+    @Optional() private readonly registry?: ConnectionRegistry,
+    @Optional() private readonly adapter?: EarwaxAdapter,
+  ) {
     this.changes$ = this.changes.asObservable();
   }
 
@@ -212,28 +229,14 @@ export class BlockListService implements OnModuleDestroy {
     this.expireIfDue();
 
     const createdAt = Date.now();
-    const entry: BanEntry = Object.freeze({
-      target: rule.target,
-      family: rule.family,
-      ...(reason !== undefined && { reason }),
+    const entry = makeEntry(
+      rule,
+      reason,
       createdAt,
-      ...(duration !== undefined && { expiresAt: createdAt + duration }),
-    });
-    const only = new BlockList();
-    addRule(only, rule);
-    const replaced = this.bans.delete(rule.target);
-    // Re-inserted so that the map stays in `createdAt` order.
-    this.bans.set(rule.target, { entry, rule, only });
-    // A replaced ban has the same rule: the combined list needs no rebuild.
-    if (!replaced) addRule(this.blockList, rule);
-    this.arm();
-    this.changes.next({ type: 'ban', entry });
-
-    const kicked = kick ? this.kick(only) : 0;
-    this.logger.log(
-      `Banned ${describeBan(entry)}` +
-        (kick ? `; kicked ${kicked} connection(s)` : ''),
+      duration === undefined ? undefined : createdAt + duration,
     );
+    this.put(entry, rule, kick, '');
+    this.adapter?.banChanged({ type: 'ban', ban: { entry, kick } });
     return entry;
   }
 
@@ -250,11 +253,8 @@ export class BlockListService implements OnModuleDestroy {
     this.expireIfDue();
     const ban = this.bans.get(rule.target);
     if (!ban) return false;
-    this.bans.delete(rule.target);
-    this.rebuild();
-    this.arm();
-    this.changes.next({ type: 'unban', entry: ban.entry });
-    this.logger.log(`Unbanned ${rule.target}`);
+    this.remove(ban, 'unban', '');
+    this.adapter?.banChanged({ type: 'unban', entry: ban.entry });
     return true;
   }
 
@@ -322,14 +322,105 @@ export class BlockListService implements OnModuleDestroy {
 
   /** Lifts every ban, emitting an `'unban'` change for each. */
   clear(): void {
+    this.clearHere('');
+    // Sent even when this list was empty: another process's may not be.
+    this.adapter?.banChanged({ type: 'clear' });
+  }
+
+  /**
+   * @internal Applies a change made on another process of the cluster,
+   * without sending it back. A ban whose target cannot be parsed throws
+   * `BlockListError`, and changes nothing.
+   */
+  applyShared(change: SharedBanChange): void {
+    const from = ' (from the cluster)';
     this.expireIfDue();
-    const lifted = Array.from(this.bans.values(), (ban) => ban.entry);
-    if (lifted.length === 0) return;
-    this.bans.clear();
-    this.rebuild();
-    this.arm();
-    for (const entry of lifted) this.changes.next({ type: 'unban', entry });
-    this.logger.log(`Cleared ${lifted.length} ban(s)`);
+    switch (change.type) {
+      case 'ban': {
+        const { entry, kick } = change.ban;
+        const rule = parseTarget(entry.target);
+        // Already over (the message travelled long, or a clock is ahead).
+        if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+          return;
+        }
+        this.put(
+          makeEntry(rule, entry.reason, entry.createdAt, entry.expiresAt),
+          rule,
+          kick,
+          from,
+        );
+        return;
+      }
+      case 'unban':
+      case 'expire': {
+        const ban = this.bans.get(parseTarget(change.entry.target).target);
+        if (!ban) return;
+        // An expiry ends only the ban that expired, not a newer one.
+        if (
+          change.type === 'expire' &&
+          ban.entry.createdAt !== change.entry.createdAt
+        ) {
+          return;
+        }
+        this.remove(ban, change.type, from);
+        return;
+      }
+      case 'clear':
+        this.clearHere(from);
+        return;
+    }
+  }
+
+  /** @internal The bans in force, as the cluster shares them. */
+  sharedBans(): SharedBan[] {
+    this.expireIfDue();
+    return Array.from(this.bans.values(), ({ entry, kick }) => ({
+      entry,
+      kick,
+    }));
+  }
+
+  /**
+   * @internal Makes the list exactly `bans` (the cluster's, after an
+   * outage): bans that are new or differ are applied (kicking as they say),
+   * bans not among them are lifted. Entries whose target cannot be parsed
+   * are skipped and logged.
+   */
+  replaceShared(bans: readonly SharedBan[]): void {
+    this.expireIfDue();
+    const from = ' (cluster resync)';
+    const keep = new Set<string>();
+    for (const { entry, kick } of bans) {
+      let rule: Rule;
+      try {
+        rule = parseTarget(entry.target);
+      } catch (err) {
+        this.logger.warn(`Skipped a shared ban: ${(err as Error).message}`);
+        continue;
+      }
+      if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+        continue;
+      }
+      keep.add(rule.target);
+      const current = this.bans.get(rule.target)?.entry;
+      if (
+        current !== undefined &&
+        current.createdAt === entry.createdAt &&
+        current.expiresAt === entry.expiresAt &&
+        current.reason === entry.reason
+      ) {
+        continue;
+      }
+      this.put(
+        makeEntry(rule, entry.reason, entry.createdAt, entry.expiresAt),
+        rule,
+        kick,
+        from,
+      );
+    }
+    for (const ban of [...this.bans.values()]) {
+      if (!keep.has(ban.rule.target)) this.remove(ban, 'unban', from);
+    }
   }
 
   /**
@@ -388,7 +479,56 @@ export class BlockListService implements OnModuleDestroy {
     for (const entry of expired) {
       this.logger.log(`Ban of ${entry.target} expired`);
       this.changes.next({ type: 'expire', entry });
+      this.adapter?.banChanged({ type: 'expire', entry });
     }
+  }
+
+  /**
+   * Puts a ban in force (replacing one of the same target), emits the
+   * change, kicks if asked, and logs it (`from` says where it came from).
+   */
+  private put(entry: BanEntry, rule: Rule, kick: boolean, from: string) {
+    const only = new BlockList();
+    addRule(only, rule);
+    const replaced = this.bans.delete(rule.target);
+    // Re-inserted so that the map stays in `createdAt` order.
+    this.bans.set(rule.target, { entry, rule, only, kick });
+    // A replaced ban has the same rule: the combined list needs no rebuild.
+    if (!replaced) addRule(this.blockList, rule);
+    this.arm();
+    this.changes.next({ type: 'ban', entry });
+
+    const kicked = kick ? this.kick(only) : 0;
+    this.logger.log(
+      `Banned ${describeBan(entry)}${from}` +
+        (kick ? `; kicked ${kicked} connection(s)` : ''),
+    );
+  }
+
+  /** Lifts one ban and emits the change. */
+  private remove(ban: Ban, type: 'unban' | 'expire', from: string): void {
+    this.bans.delete(ban.rule.target);
+    this.rebuild();
+    this.arm();
+    this.changes.next({ type, entry: ban.entry });
+    this.logger.log(
+      type === 'unban'
+        ? `Unbanned ${ban.rule.target}${from}`
+        : `Ban of ${ban.rule.target} expired${from}`,
+    );
+  }
+
+  /** Lifts every ban here; returns how many. */
+  private clearHere(from: string): number {
+    this.expireIfDue();
+    const lifted = Array.from(this.bans.values(), (ban) => ban.entry);
+    if (lifted.length === 0) return 0;
+    this.bans.clear();
+    this.rebuild();
+    this.arm();
+    for (const entry of lifted) this.changes.next({ type: 'unban', entry });
+    this.logger.log(`Cleared ${lifted.length} ban(s)${from}`);
+    return lifted.length;
   }
 
   /** Builds the combined list again from the bans (it has no removal). */
@@ -450,6 +590,22 @@ function fullPrefix(family: Family): number {
 /** A rule's prefix length in IPv6 terms (IPv4 lives in `::ffff:0:0/96`). */
 function specificity(rule: Rule): number {
   return rule.family === 'ipv4' ? rule.prefix + 96 : rule.prefix;
+}
+
+/** A frozen entry, with its target and family from the parsed rule. */
+function makeEntry(
+  rule: Rule,
+  reason: string | undefined,
+  createdAt: number,
+  expiresAt: number | undefined,
+): BanEntry {
+  return Object.freeze({
+    target: rule.target,
+    family: rule.family,
+    ...(reason !== undefined && { reason }),
+    createdAt,
+    ...(expiresAt !== undefined && { expiresAt }),
+  });
 }
 
 function describeBan(entry: BanEntry): string {

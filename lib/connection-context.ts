@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Writable } from 'node:stream';
 import type { ConnectionRegistry } from './connection.registry.js';
+import type { EarwaxListener } from './earwax.listener.js';
 import type { LineFramer } from './framing/line-framer.js';
 import type { InputRateLimiter } from './limits/input-rate-limiter.js';
 import type {
@@ -113,6 +114,11 @@ export class ConnectionContext<
   readonly proxy: ConnectionAddress | undefined = undefined;
   /** When the connection was accepted (ms since the epoch). */
   readonly connectedAt = Date.now();
+  /**
+   * The name of the listener the connection came in on (`'default'` for a
+   * transport without `listeners`).
+   */
+  readonly listener: string;
   /** Where the connection is in its life. */
   state: ConnectionState = 'pending';
   /** Why the connection ended, once it has. */
@@ -152,20 +158,33 @@ export class ConnectionContext<
   private _logger: Logger | undefined;
   private _data: TData | undefined;
 
-  /** The connection's socket. */
+  /**
+   * The connection's socket: a `TLSSocket` once a TLS listener's handshake
+   * is done.
+   */
   readonly socket: Socket;
   /** @internal */ readonly host: ConnectionHost;
+  /** @internal The listener it came in on. */
+  readonly via: EarwaxListener | undefined;
+  /**
+   * @internal On a TLS listener until the handshake is done: nothing may be
+   * written in the clear.
+   */
+  tlsPending: boolean;
 
   /**
    * Made by the transport for each accepted socket.
    *
    * @internal
    */
-  constructor(socket: Socket, host: ConnectionHost) {
+  constructor(socket: Socket, host: ConnectionHost, via?: EarwaxListener) {
     super([socket]);
     this.socket = socket;
     this.out = socket;
     this.host = host;
+    this.via = via;
+    this.listener = via?.name ?? 'default';
+    this.tlsPending = via?.isTls ?? false;
     const address = socket.remoteAddress ?? '';
     this.address = {
       address,
@@ -432,6 +451,17 @@ export class ConnectionContext<
     this._logger = undefined;
   }
 
+  /**
+   * @internal The TLS handshake is done: from now on the connection is the
+   * TLS socket over the TCP one.
+   */
+  secure(tls: TLSSocket): void {
+    (this as { -readonly [K in 'socket']: this[K] }).socket = tls;
+    this.out = tls;
+    this.args[0] = tls;
+    this.tlsPending = false;
+  }
+
   /** @internal A line from the framer. */
   onLine(chunk: Buffer, start: number, end: number): void {
     this.host.receiveLine(this, chunk, start, end);
@@ -474,7 +504,11 @@ export class ConnectionContext<
     // `writable` is already false once the socket is ending, ended,
     // destroyed or errored: one getter per send.
     const out = this.out;
-    if (out.writable && (out === this.socket || this.socket.writable)) {
+    if (
+      out.writable &&
+      (out === this.socket || this.socket.writable) &&
+      !this.tlsPending
+    ) {
       return true;
     }
     this.logger.debug(`${what} ignored: the connection is closed.`);

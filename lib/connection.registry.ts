@@ -1,9 +1,25 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
+import { type Observable, Subject } from 'rxjs';
+import type {
+  ClusterBroadcast,
+  ConnectionPresence,
+  JsonValue,
+  PresenceFilter,
+  RemoteCommand,
+  ServerSideEvent,
+  SharedState,
+} from './adapters/cluster.interfaces.js';
+// Value imports: the constructor's design:paramtypes metadata names the
+// adapter class for Nest to inject it, and the registry checks for the
+// default.
+import { EarwaxAdapter } from './adapters/earwax.adapter.js';
+import { InMemoryAdapter } from './adapters/in-memory.adapter.js';
 import {
   ConnectionContext,
   type AnyConnectionContext,
   withCrlf,
 } from './connection-context.js';
+import type { DisconnectReason } from './interfaces/connection.interface.js';
 
 /**
  * Options of {@link ConnectionRegistry.broadcast}.
@@ -13,14 +29,23 @@ import {
 export interface BroadcastOptions {
   /** Send only to the members of this room. */
   room?: string;
-  /** A connection (or several) to leave out, usually the sender. */
-  except?: AnyConnectionContext | Iterable<AnyConnectionContext>;
+  /**
+   * A connection (or several) to leave out, usually the sender: contexts, or
+   * connection ids (which may be of connections on other processes).
+   */
+  except?:
+    AnyConnectionContext | string | Iterable<AnyConnectionContext | string>;
   /**
    * How to encode a string. Without it, each connection gets the text in
    * its own encoding (`ctx.encoding`: the transport's, or what a telnet
    * client agreed to), encoded once per encoding.
    */
   encoding?: BufferEncoding;
+  /**
+   * Only this process's connections, even with a cluster adapter.
+   * @default false
+   */
+  local?: boolean;
 }
 
 /**
@@ -33,12 +58,58 @@ export interface BroadcastOptions {
  * Rooms are named groups (a zone, a channel, a party): a room exists while
  * it has members.
  *
+ * Across processes (Node `cluster`, several hosts), an {@link EarwaxAdapter}
+ * such as `RedisAdapter` makes `broadcast()` reach every process's
+ * connections, and the `...ById()` methods, `fetchConnections()`,
+ * `countConnections()` and `serverSideEmit()` work cluster-wide. The
+ * synchronous methods (`size`, `get()`, `members()`, iteration) always
+ * describe this process's own connections. Without an adapter the cluster
+ * is this one process, and everything behaves as it always has.
+ *
  * @publicApi
  */
 @Injectable()
 export class ConnectionRegistry implements Iterable<ConnectionContext> {
+  /**
+   * Server-side events sent by the other processes of the cluster with
+   * {@link ConnectionRegistry.serverSideEmit} (never this process's own).
+   * Completes when the application shuts down.
+   */
+  readonly serverEvents$: Observable<ServerSideEvent>;
+
   private readonly connections = new Map<string, ConnectionContext>();
   private readonly roomMembers = new Map<string, Set<AnyConnectionContext>>();
+  private readonly adapter: EarwaxAdapter;
+  /**
+   * The adapter when it spans processes; `null` for the in-memory default,
+   * so the hot paths (add, delete, join, leave, broadcast) test one field and
+   * a single process pays nothing more.
+   */
+  private readonly peers: EarwaxAdapter | null;
+  /** What the application shared of each connection (`share()`). */
+  private readonly sharedStates = new WeakMap<
+    AnyConnectionContext,
+    SharedState
+  >();
+  private readonly serverEvents = new Subject<ServerSideEvent>();
+
+  /**
+   * @param adapter What connects this registry to the other processes of a
+   *   cluster; the in-memory default (a cluster of one) without it.
+   */
+  constructor(@Optional() adapter?: EarwaxAdapter) {
+    this.adapter = adapter ?? new InMemoryAdapter();
+    this.peers =
+      adapter === undefined || adapter instanceof InMemoryAdapter
+        ? null
+        : adapter;
+    this.serverEvents$ = this.serverEvents.asObservable();
+  }
+
+  /** This process's id in the cluster (`ConnectionPresence.node`). */
+  get nodeId(): string {
+    return this.adapter.nodeId;
+  }
 
   /** How many connections are live. */
   get size(): number {
@@ -102,6 +173,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
     let members = this.roomMembers.get(room);
     if (!members) this.roomMembers.set(room, (members = new Set()));
     members.add(ctx);
+    if (this.peers !== null) this.peers.presenceChanged(this.presenceOf(ctx));
     return true;
   }
 
@@ -119,6 +191,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
       members.delete(ctx);
       if (members.size === 0) this.roomMembers.delete(room);
     }
+    if (this.peers !== null) this.peers.presenceChanged(this.presenceOf(ctx));
     return true;
   }
 
@@ -155,21 +228,246 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * read is dropped by its own output limit, and one that is gone is
    * skipped; nothing throws.
    *
+   * With a cluster adapter the line also goes to the other processes, each
+   * of which delivers it to its own connections the same way (unless
+   * `local` is set); while they cannot be reached, only this process's
+   * connections get it.
+   *
    * @param data The line, without its terminator: text, or bytes sent as
    *   they are.
    * @param options `room`: only its members; `except`: connections to leave
    *   out, usually the sender; `encoding`: how to encode text (default:
-   *   each connection's own).
-   * @returns How many connections it was queued to.
+   *   each connection's own); `local`: this process only.
+   * @returns How many connections of this process it was queued to.
    */
   broadcast(data: string | Uint8Array, options: BroadcastOptions = {}): number {
     const { room, except, encoding } = options;
+    const skip = excluded(except);
+    const sent = this.deliverHere(data, room, skip, encoding);
+    if (this.peers !== null && options.local !== true) {
+      this.peers.broadcast({
+        data,
+        ...(room !== undefined && { room }),
+        ...(skip !== undefined && { except: idsOf(skip) }),
+        ...(encoding !== undefined && { encoding }),
+      });
+    }
+    return sent;
+  }
+
+  /**
+   * The live connections of the whole cluster (every process's), or of one
+   * room, as presence entries. Without a cluster adapter, this process's.
+   *
+   * @param filter `room`: only its members.
+   * @throws {ClusterUnavailableError} When the other processes cannot be
+   *   reached (this process's connections are still in `values()`).
+   */
+  async fetchConnections(
+    filter: PresenceFilter = {},
+  ): Promise<ConnectionPresence[]> {
+    const here = this.presence(filter);
+    if (this.peers === null) return here;
+    return [...here, ...(await this.peers.fetchRemote(filter))];
+  }
+
+  /**
+   * How many connections the whole cluster holds, or one room of it.
+   * Without a cluster adapter, `size` (or `roomSize(room)`).
+   *
+   * @param filter `room`: only its members.
+   * @throws {ClusterUnavailableError} When the other processes cannot be
+   *   reached.
+   */
+  async countConnections(filter: PresenceFilter = {}): Promise<number> {
+    const here =
+      filter.room === undefined ? this.size : this.roomSize(filter.room);
+    if (this.peers === null) return here;
+    return here + (await this.peers.countRemote(filter));
+  }
+
+  /**
+   * Puts a connection in a room, on whichever process of the cluster holds
+   * it.
+   *
+   * @param id The connection's id.
+   * @param room The room's name.
+   * @returns Whether it joined: `false` if no process holds it or it was
+   *   already a member.
+   * @throws {ClusterUnavailableError} When it is not here and the other
+   *   processes cannot be reached.
+   */
+  async joinById(id: string, room: string): Promise<boolean> {
+    return this.run({ type: 'join', id, room: checkRoom(room) });
+  }
+
+  /**
+   * Takes a connection out of a room, on whichever process holds it.
+   *
+   * @param id The connection's id.
+   * @param room The room's name.
+   * @returns Whether it was a member (`false` if no process holds it).
+   * @throws {ClusterUnavailableError} As for `joinById`.
+   */
+  async leaveById(id: string, room: string): Promise<boolean> {
+    return this.run({ type: 'leave', id, room: checkRoom(room) });
+  }
+
+  /**
+   * Disconnects a connection, on whichever process holds it, as
+   * `ctx.disconnect(reason)` does there: "kick player 42".
+   *
+   * @param id The connection's id.
+   * @param reason Why; `kicked` unless given.
+   * @returns Whether a process held it (and disconnected it).
+   * @throws {ClusterUnavailableError} As for `joinById`.
+   */
+  async disconnectById(
+    id: string,
+    reason: DisconnectReason = 'kicked',
+  ): Promise<boolean> {
+    return this.run({ type: 'disconnect', id, reason });
+  }
+
+  /**
+   * Shares some of a connection's state with the whole cluster: it appears
+   * as `shared` in its presence (`fetchConnections()`), on every process.
+   * Nothing of `ctx.data` is shared unless given here; call it again when
+   * the state changes, with `undefined` to stop sharing.
+   *
+   * @param ctx A live connection of this process.
+   * @param state JSON: a player's name, level, zone.
+   * @returns Whether it was shared (`false` if `ctx` is not live here).
+   * @throws {TypeError} If `state` is not a plain object of JSON values.
+   */
+  share(ctx: AnyConnectionContext, state: SharedState | undefined): boolean {
+    if (this.connections.get(ctx.id) !== ctx) return false;
+    if (state === undefined) {
+      this.sharedStates.delete(ctx);
+    } else {
+      this.sharedStates.set(ctx, toSharedState(state));
+    }
+    if (this.peers !== null) this.peers.presenceChanged(this.presenceOf(ctx));
+    return true;
+  }
+
+  /**
+   * What is shared of a connection (see `share()`).
+   *
+   * @param ctx A connection of this process.
+   */
+  sharedState(ctx: AnyConnectionContext): SharedState | undefined {
+    return this.sharedStates.get(ctx);
+  }
+
+  /**
+   * Sends an event to the other processes of the cluster, whose
+   * `serverEvents$` emit it (this process's does not). Fire and forget:
+   * nothing is queued while they cannot be reached.
+   *
+   * @param event The event's name.
+   * @param data JSON data.
+   * @returns Whether it was sent (`false` while the other processes cannot
+   *   be reached). Always `true` without a cluster adapter (there is no
+   *   other process).
+   * @throws {TypeError} If `event` is empty or `data` is not JSON.
+   */
+  serverSideEmit(event: string, data: JsonValue = null): boolean {
+    if (typeof event !== 'string' || event.length === 0) {
+      throw new TypeError(
+        'serverSideEmit(): the event name must be a non-empty string.',
+      );
+    }
+    assertJson(data, 'serverSideEmit() data');
+    return this.adapter.serverSideEmit(event, data);
+  }
+
+  /**
+   * @internal Delivers a broadcast from another process to this one's
+   * connections.
+   */
+  deliver(broadcast: ClusterBroadcast): number {
+    const except = broadcast.except;
+    const skip =
+      except === undefined || except.length === 0
+        ? undefined
+        : except.length === 1
+          ? except[0]
+          : new Set(except);
+    return this.deliverHere(
+      broadcast.data,
+      broadcast.room,
+      skip,
+      broadcast.encoding,
+    );
+  }
+
+  /** @internal Runs a command for a connection of this process. */
+  execute(command: RemoteCommand): boolean {
+    const ctx = this.connections.get(command.id);
+    if (ctx === undefined) return false;
+    switch (command.type) {
+      case 'join':
+        return this.join(ctx, command.room);
+      case 'leave':
+        return this.leave(ctx, command.room);
+      case 'disconnect':
+        ctx.disconnect(command.reason);
+        return true;
+    }
+  }
+
+  /** @internal This process's connections as presence entries. */
+  presence(filter: PresenceFilter = {}): ConnectionPresence[] {
+    const targets =
+      filter.room === undefined
+        ? this.connections.values()
+        : (this.roomMembers.get(filter.room) ?? []);
+    return Array.from(targets, (ctx) => this.presenceOf(ctx));
+  }
+
+  /** @internal A server-side event from another process. */
+  receive(event: ServerSideEvent): void {
+    this.serverEvents.next(event);
+  }
+
+  /** @internal The application is shutting down. */
+  detach(): void {
+    this.serverEvents.complete();
+  }
+
+  /** Runs a command here if the connection is here, else on its process. */
+  private async run(command: RemoteCommand): Promise<boolean> {
+    if (this.connections.has(command.id)) return this.execute(command);
+    if (this.peers === null) return false;
+    return this.peers.commandRemote(command);
+  }
+
+  private presenceOf(ctx: AnyConnectionContext): ConnectionPresence {
+    const shared = this.sharedStates.get(ctx);
+    return {
+      id: ctx.id,
+      node: this.adapter.nodeId,
+      address: ctx.hostname,
+      port: ctx.port,
+      connectedAt: ctx.connectedAt,
+      rooms: [...ctx.rooms],
+      ...(shared !== undefined && { shared }),
+    };
+  }
+
+  /** The local half of a broadcast: one encode, one shared Buffer. */
+  private deliverHere(
+    data: string | Uint8Array,
+    room: string | undefined,
+    skip: Skip | undefined,
+    encoding: BufferEncoding | undefined,
+  ): number {
     const targets: Iterable<AnyConnectionContext> | undefined =
       room === undefined
         ? this.connections.values()
         : this.roomMembers.get(room);
     if (!targets) return 0;
-    const skip = excluded(except);
     let sent = 0;
     if (typeof data !== 'string' || encoding !== undefined) {
       const line = toLine(data, encoding ?? 'utf8');
@@ -196,11 +494,14 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
   /** @internal */
   add(ctx: AnyConnectionContext): void {
     this.connections.set(ctx.id, ctx as ConnectionContext);
+    if (this.peers !== null) this.peers.presenceChanged(this.presenceOf(ctx));
   }
 
   /** @internal Removes a connection, and takes it out of every room. */
   delete(ctx: AnyConnectionContext): void {
-    this.connections.delete(ctx.id);
+    if (this.connections.delete(ctx.id) && this.peers !== null) {
+      this.peers.presenceRemoved(ctx.id);
+    }
     const rooms = ctx.roomSet;
     if (rooms === null) return;
     for (const room of rooms) {
@@ -221,18 +522,107 @@ function toLine(data: string | Uint8Array, encoding: BufferEncoding): Buffer {
   );
 }
 
-function excluded(
-  except: BroadcastOptions['except'],
-): AnyConnectionContext | ReadonlySet<AnyConnectionContext> | undefined {
-  if (except === undefined || except instanceof ConnectionContext) {
+/**
+ * Who a broadcast leaves out: one context (compared by identity, the usual
+ * case: the sender), one id, or a set of ids.
+ */
+type Skip = AnyConnectionContext | string | ReadonlySet<string>;
+
+function excluded(except: BroadcastOptions['except']): Skip | undefined {
+  if (
+    except === undefined ||
+    typeof except === 'string' ||
+    except instanceof ConnectionContext
+  ) {
     return except;
   }
-  return new Set(except);
+  const ids = new Set<string>();
+  for (const item of except) {
+    ids.add(typeof item === 'string' ? item : item.id);
+  }
+  return ids;
 }
 
-function isIn(
-  skip: AnyConnectionContext | ReadonlySet<AnyConnectionContext>,
-  ctx: AnyConnectionContext,
-): boolean {
-  return skip instanceof Set && skip.has(ctx);
+function isIn(skip: Skip, ctx: AnyConnectionContext): boolean {
+  return typeof skip === 'string'
+    ? skip === ctx.id
+    : skip instanceof Set && skip.has(ctx.id);
+}
+
+function idsOf(skip: Skip): string[] {
+  if (typeof skip === 'string') return [skip];
+  if (skip instanceof Set) return [...skip];
+  return [(skip as AnyConnectionContext).id];
+}
+
+function checkRoom(room: unknown): string {
+  if (typeof room !== 'string') {
+    throw new TypeError(`A room name must be a string; got ${typeof room}.`);
+  }
+  return room;
+}
+
+/** A copy of `state` as JSON makes it, checked to be a plain object. */
+function toSharedState(state: unknown): SharedState {
+  if (state === null || typeof state !== 'object' || Array.isArray(state)) {
+    throw new TypeError(
+      'share(): the state must be a plain object of JSON values, such as { name: "Alice" }.',
+    );
+  }
+  assertJson(state, 'share() state');
+  return Object.freeze(JSON.parse(JSON.stringify(state)) as SharedState);
+}
+
+/**
+ * Throws a clear TypeError if `value` does not survive JSON: a function, a
+ * symbol, `undefined`, a BigInt, a non-finite number, a cycle.
+ */
+function assertJson(value: unknown, what: string): void {
+  const problem = jsonProblem(value, new Set());
+  if (problem !== undefined) {
+    throw new TypeError(`${what} must be JSON: ${problem}.`);
+  }
+}
+
+function jsonProblem(
+  value: unknown,
+  seen: Set<object>,
+  path = '',
+): string | undefined {
+  const at = path === '' ? 'the value' : path;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return undefined;
+    case 'number':
+      return Number.isFinite(value) ? undefined : `${at} is ${value}`;
+    case 'object': {
+      if (value === null) return undefined;
+      if (seen.has(value)) return `${at} is circular`;
+      seen.add(value);
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const problem = jsonProblem(value[i], seen, `${path}[${i}]`);
+          if (problem !== undefined) return problem;
+        }
+      } else {
+        const proto = Object.getPrototypeOf(value) as object | null;
+        if (proto !== Object.prototype && proto !== null) {
+          return `${at} is a ${value.constructor?.name ?? 'class instance'}, not a plain object`;
+        }
+        for (const [key, item] of Object.entries(value)) {
+          const problem = jsonProblem(
+            item,
+            seen,
+            path === '' ? key : `${path}.${key}`,
+          );
+          if (problem !== undefined) return problem;
+        }
+      }
+      seen.delete(value);
+      return undefined;
+    }
+    default:
+      return `${at} is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}`;
+  }
 }

@@ -10,16 +10,53 @@ import { BlockListService } from './block-list.service.js';
 import { EARWAX_MODULE_OPTIONS } from './constants.js';
 import { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
-import { EarwaxTransport } from './earwax.transport.js';
+import { type EarwaxStatus, EarwaxTransport } from './earwax.transport.js';
 import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options.interface.js';
+import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 
 /**
- * Hands the application's `ConnectionGuard`, `ConnectionRegistry` and
- * `BlockListService` to every
- * `EarwaxTransport` the application runs, so `main.ts` needs no factory
- * wiring. Nest records each microservice's strategy in the modules
- * container's RPC target registry (a replaying stream, per application);
- * this listens to it.
+ * The `EarwaxTransport`s of one application, as the `EarwaxBinder` met them:
+ * what `EarwaxHealthIndicator` looks at. A transport stays listed after it
+ * closes (it is then down, not gone). Provided by `EarwaxModule`, not
+ * exported from an entry point; not marked internal, because the health
+ * indicator's declared constructor names it.
+ */
+@Injectable()
+export class EarwaxTransports implements Iterable<EarwaxTransport> {
+  private readonly transports = new Set<EarwaxTransport>();
+
+  /** How many transports are listed. */
+  get size(): number {
+    return this.transports.size;
+  }
+
+  /** Lists a transport (once). */
+  add(transport: EarwaxTransport): void {
+    this.transports.add(transport);
+  }
+
+  [Symbol.iterator](): IterableIterator<EarwaxTransport> {
+    return this.transports.values();
+  }
+
+  /**
+   * A transport's status now: its status stream replays the latest one to
+   * a new subscriber at once. `undefined` until it first listens.
+   */
+  statusOf(transport: EarwaxTransport): EarwaxStatus | undefined {
+    let status: EarwaxStatus | undefined;
+    transport.status.subscribe((value) => (status = value)).unsubscribe();
+    return status;
+  }
+}
+
+/**
+ * Hands the application's `ConnectionGuard`, `ConnectionRegistry`,
+ * `BlockListService` and `EarwaxMetrics` to every `EarwaxTransport` the
+ * application runs, so `main.ts` needs no factory wiring, and lists each in
+ * `EarwaxTransports`. Nest records each microservice's strategy in the
+ * modules container's RPC target registry (a replaying stream, per
+ * application); this listens to it.
  *
  * @internal
  */
@@ -33,6 +70,8 @@ export class EarwaxBinder implements OnModuleDestroy {
     private readonly moduleRef: ModuleRef,
     private readonly registry: ConnectionRegistry,
     private readonly blockList: BlockListService,
+    private readonly metrics: EarwaxMetrics,
+    private readonly transports: EarwaxTransports,
     @Inject(EARWAX_MODULE_OPTIONS)
     private readonly defaults: EarwaxTransportDefaults | null,
   ) {
@@ -58,7 +97,9 @@ export class EarwaxBinder implements OnModuleDestroy {
           registry: this.registry,
           blockList: this.blockList,
           defaults: this.defaults ?? undefined,
+          metrics: this.metrics,
         });
+        this.transports.add(target);
       }
     });
   }

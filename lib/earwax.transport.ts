@@ -4,18 +4,9 @@ import {
   type MessageHandler,
   Server,
 } from '@nestjs/microservices';
-import {
-  createServer,
-  type AddressInfo,
-  type Server as NetServer,
-  type Socket,
-} from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
-import {
-  createServer as createTlsServer,
-  Server as TlsServer,
-  type SecureContextOptions,
-} from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { isObservable } from 'rxjs';
@@ -24,7 +15,6 @@ import {
   ConnectionContext,
   type AnyConnectionContext,
   type ConnectionHost,
-  unmapIPv4,
 } from './connection-context.js';
 import type { ConnectionGuard } from './connection.guard.js';
 import { ConnectionRegistry } from './connection.registry.js';
@@ -36,9 +26,11 @@ import {
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
 } from './constants.js';
+import { EarwaxListener, type ListenerSink } from './earwax.listener.js';
 import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
 import { foreignProtocol } from './framing/protocol-sniffer.js';
+import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 import {
   ProxyHeaderParser,
   type ProxyParseResult,
@@ -100,6 +92,7 @@ export interface EarwaxBindings {
   registry: ConnectionRegistry;
   blockList?: BlockListService;
   defaults?: EarwaxTransportOptions;
+  metrics?: EarwaxMetrics;
 }
 
 interface HandlerEntry {
@@ -154,7 +147,7 @@ export class EarwaxTransport
   override transportId: symbol = EARWAX_TRANSPORT;
   protected override readonly logger = new Logger(EarwaxTransport.name);
 
-  private readonly server: NetServer;
+  private readonly listeners: readonly EarwaxListener[];
   private readonly ownOptions: EarwaxTransportOptions;
   private settings: TransportSettings;
   private guard: ConnectionGuard | undefined;
@@ -170,6 +163,8 @@ export class EarwaxTransport
   private hasProcessingHooks = false;
   /** Every accepted socket whose connection has not fully ended. */
   private readonly live = new Set<AnyConnectionContext>();
+  /** This transport's counters, or the application's once bound. */
+  private counters: EarwaxMetrics = new EarwaxMetrics().attach(this);
   private closing = false;
   private closePromise: Promise<void> | undefined;
   private onLiveEmpty: (() => void) | undefined;
@@ -187,6 +182,14 @@ export class EarwaxTransport
     (
       this as { propagatesEventHandlerErrors?: boolean }
     ).propagatesEventHandlerErrors = true;
+    if (
+      options.listeners !== undefined &&
+      (options.port !== undefined || options.tls !== undefined)
+    ) {
+      throw new RangeError(
+        'EarwaxTransport: "port" and "tls" describe the one listener of a transport without "listeners"; with "listeners", give each listener its own.',
+      );
+    }
     this.ownOptions = options;
     this.settings = resolveSettings(options);
     this.guard = options.guard;
@@ -219,6 +222,7 @@ export class EarwaxTransport
       receive: (ctx, data) => {
         if (ctx.state !== 'open') return;
         ctx.inputSeen = true;
+        this.counters.linesReceived++;
         if (!this.withinRate(ctx, data.length)) return;
         this.enqueue(ctx, 'on_data', data);
       },
@@ -226,6 +230,7 @@ export class EarwaxTransport
         // Only whole lines keep a connection alive: a client trickling bytes
         // that never end a line (slowloris) is idle.
         ctx.inputSeen = true;
+        this.counters.linesReceived++;
         // The terminator counts: an empty line is not free.
         if (!this.withinRate(ctx, end - start + 1)) return;
         this.enqueue(ctx, 'on_data', this.decodeLine(ctx, chunk, start, end));
@@ -248,42 +253,28 @@ export class EarwaxTransport
     };
     // Created here, as Nest's own TCP server is, so `on()` works before
     // `listen()`.
-    if (options.tls) {
-      if (options.proxyProtocol) {
-        throw new RangeError(
-          'EarwaxTransport: "tls" and "proxyProtocol" on one listener are not supported yet; terminate TLS at the proxy, or run a TLS transport without PROXY.',
-        );
-      }
-      // The handshake needs the socket read, so no pauseOnConnect: a TLS
-      // socket does not emit data before admission adds its listener.
-      const tlsServer = createTlsServer(
-        { ...options.tls, allowHalfOpen: true },
-        (socket) => this.accept(socket),
-      );
-      tlsServer.on('tlsClientError', (err, socket) => {
-        // Plaintext on the TLS port, a scanner, an expired client: logged
-        // for that connection only.
-        const from = formatHostPort(
-          unmapIPv4(socket.remoteAddress ?? '?'),
-          socket.remotePort ?? 0,
-        );
-        this.logger.warn(`TLS handshake from ${from} failed: ${err.message}`);
+    const sink: ListenerSink = {
+      accepted: (socket, listener) => this.accept(socket, listener),
+      secured: (tls, raw) => this.secured(tls, raw),
+      handshakeFailed: (err, tls, raw) => this.handshakeFailed(err, tls, raw),
+    };
+    this.listeners = this.settings.listeners.map((listener) => {
+      const created = new EarwaxListener(listener, sink);
+      created.server.on('error', (err) => {
+        if (created.listening) this.logger.error(err);
       });
-      this.server = tlsServer;
-    } else {
-      this.server = createServer(
-        { allowHalfOpen: true, pauseOnConnect: true },
-        (socket) => this.accept(socket),
-      );
-    }
-    this.server.on('error', (err) => {
-      if (this.server.listening) this.logger.error(err);
+      return created;
     });
   }
 
-  /** Whether this transport's listener speaks TLS. */
+  /** Whether a listener of this transport speaks TLS. */
   get isTls(): boolean {
-    return this.server instanceof TlsServer;
+    return this.listeners.some((listener) => listener.isTls);
+  }
+
+  /** The names of this transport's listeners, in order. */
+  get listenerNames(): string[] {
+    return this.listeners.map((listener) => listener.name);
   }
 
   /**
@@ -293,16 +284,27 @@ export class EarwaxTransport
    *
    * @param options What `tls.createSecureContext()` takes (`key`, `cert`,
    *   `ca`, ...).
-   * @throws TypeError on a transport without `tls`.
+   * @param listener The TLS listener to change; every TLS listener when
+   *   omitted.
+   * @throws TypeError when there is no such TLS listener.
    */
-  setSecureContext(options: SecureContextOptions): void {
-    if (!(this.server instanceof TlsServer)) {
+  setSecureContext(options: SecureContextOptions, listener?: string): void {
+    const targets = this.listeners.filter(
+      (candidate) =>
+        candidate.isTls &&
+        (listener === undefined || candidate.name === listener),
+    );
+    if (targets.length === 0) {
       throw new TypeError(
-        'setSecureContext(): this EarwaxTransport has no "tls" option.',
+        listener === undefined
+          ? 'setSecureContext(): this EarwaxTransport has no TLS listener.'
+          : `setSecureContext(): this EarwaxTransport has no TLS listener named "${listener}".`,
       );
     }
-    this.server.setSecureContext(options);
-    this.logger.log('TLS secure context replaced for new connections.');
+    for (const target of targets) target.setSecureContext(options);
+    this.logger.log(
+      `TLS secure context replaced for new connections (${targets.map((t) => t.name).join(', ')}).`,
+    );
   }
 
   /** The live connections of this transport's application. */
@@ -319,12 +321,26 @@ export class EarwaxTransport
   }
 
   /**
-   * The address the server is bound to, once listening (read the real port
-   * here after listening on port 0).
+   * The counters this transport feeds: the application's `EarwaxMetrics`
+   * under `EarwaxModule`, else the transport's own.
    */
-  address(): AddressInfo | null {
-    const address = this.server.address();
-    return typeof address === 'object' ? address : null;
+  get metrics(): EarwaxMetrics {
+    return this.counters;
+  }
+
+  /**
+   * The address a listener is bound to, once listening (read the real port
+   * here after listening on port 0).
+   *
+   * @param listener A listener's name; the first listener when omitted.
+   * @returns `null` before listening, after closing, or for an unknown name.
+   */
+  address(listener?: string): AddressInfo | null {
+    const found =
+      listener === undefined
+        ? this.listeners[0]
+        : this.listeners.find((candidate) => candidate.name === listener);
+    return found?.address() ?? null;
   }
 
   /**
@@ -334,7 +350,7 @@ export class EarwaxTransport
    * @internal
    */
   bind(bindings: EarwaxBindings): void {
-    if (this.server.listening) {
+    if (this.listeners.some((listener) => listener.listening)) {
       this.logger.warn(
         'EarwaxModule bound to a transport that is already listening; its guard applies to new connections only.',
       );
@@ -343,10 +359,25 @@ export class EarwaxTransport
     if (!this.ownOptions.registry && this.live.size === 0) {
       this.registry = bindings.registry;
     }
+    if (
+      bindings.metrics &&
+      bindings.metrics !== this.counters &&
+      this.live.size === 0
+    ) {
+      // Only while nothing is held: a held socket is released into the
+      // counters it was opened in.
+      this.counters.detach(this);
+      this.counters = bindings.metrics.attach(this);
+    }
     if (bindings.defaults) {
       this.settings = resolveSettings({
         ...bindings.defaults,
         ...this.ownOptions,
+      });
+      // The same listeners (their number and TLS are the transport's own);
+      // what they inherit may come from the defaults.
+      this.settings.listeners.forEach((resolved, index) => {
+        this.listeners[index].settings = resolved;
       });
       const host = this.connectionHost;
       host.encoding = this.settings.encoding ?? 'utf8';
@@ -491,49 +522,50 @@ export class EarwaxTransport
   listen(callback: (err?: unknown) => void): void {
     try {
       this.checkHandlerEvents();
-      if (this.isTls && this.settings.proxyProtocol !== null) {
-        // Module defaults can add proxyProtocol after construction.
-        throw new RangeError(
-          'EarwaxTransport: "tls" and "proxyProtocol" on one listener are not supported yet.',
-        );
-      }
     } catch (err) {
       callback(err);
       return;
     }
-    const { host, port, backlog, ipv6Only, reusePort } = this.settings;
-    const onError = (err: Error) => {
-      this.server.off('listening', onListening);
-      this._status$.next(EarwaxStatus.CLOSED);
-      callback(err);
-    };
-    const onListening = () => {
-      this.server.off('error', onError);
-      this.startedAt = Date.now();
-      this.idleSweep ??= new IdleSweep(
-        this.settings.idleTimeout,
-        this.settings.firstInputTimeout,
-        (ctx, why) => this.dropIdle(ctx, why),
-      );
-      this.idleSweep.start(this.live);
-      this._status$.next(EarwaxStatus.LISTENING);
-      const bound = this.address();
-      this.logger.log(
-        `Listening on ${bound ? formatHostPort(bound.address, bound.port) : `${host}:${port}`}`,
-      );
-      callback();
-    };
-    this.server.once('error', onError);
-    this.server.once('listening', onListening);
+    void this.listenAll().then(
+      () => callback(),
+      (err: unknown) => {
+        this._status$.next(EarwaxStatus.CLOSED);
+        callback(err);
+      },
+    );
+  }
+
+  private async listenAll(): Promise<void> {
     try {
-      this.server.listen({ host, port, backlog, ipv6Only, reusePort });
+      for (const listener of this.listeners) {
+        const bound = await listener.listen();
+        const { name, host, port, tls, proxyProtocol, telnet } =
+          listener.settings;
+        const traits = [
+          tls !== null ? 'TLS' : null,
+          proxyProtocol !== null ? 'PROXY protocol' : null,
+          telnet !== null ? 'telnet' : null,
+        ].filter((trait) => trait !== null);
+        this.logger.log(
+          `Listening on ${bound ? formatHostPort(bound.address, bound.port) : `${host}:${port}`}` +
+            (this.listeners.length > 1 || traits.length > 0
+              ? ` (${[name, ...traits].join(', ')})`
+              : ''),
+        );
+      }
     } catch (err) {
-      // A bad port is thrown, not emitted.
-      this.server.off('error', onError);
-      this.server.off('listening', onListening);
-      this._status$.next(EarwaxStatus.CLOSED);
-      callback(err);
+      // All or none: a listener that did bind is closed again.
+      await Promise.all(this.listeners.map((listener) => listener.close()));
+      throw err;
     }
+    this.startedAt = Date.now();
+    this.idleSweep ??= new IdleSweep(
+      this.settings.idleTimeout,
+      this.settings.firstInputTimeout,
+      (ctx, why) => this.dropIdle(ctx, why),
+    );
+    this.idleSweep.start(this.live);
+    this._status$.next(EarwaxStatus.LISTENING);
   }
 
   /**
@@ -547,14 +579,18 @@ export class EarwaxTransport
     return this.closePromise;
   }
 
-  /** The underlying `net.Server`. */
+  /**
+   * The first listener's `net.Server` (a TLS listener's too: TLS starts
+   * after admission, on the accepted TCP socket).
+   */
   unwrap<T = NetServer>(): T {
-    return this.server as T;
+    return this.listeners[0].server as T;
   }
 
   /**
-   * Subscribes to an event of the underlying `net.Server`; works before
-   * `listen()`.
+   * Subscribes to an event of every listener's `net.Server`; works before
+   * `listen()`. A `connection` is a TCP connection, before any admission
+   * check, PROXY header or TLS handshake.
    *
    * @param event `listening`, `connection`, `close` or `error`.
    * @param callback The listener.
@@ -563,7 +599,9 @@ export class EarwaxTransport
     event: K,
     callback: EarwaxServerEvents[K],
   ): void {
-    this.server.on(event, callback as (...args: unknown[]) => void);
+    for (const listener of this.listeners) {
+      listener.server.on(event, callback as (...args: unknown[]) => void);
+    }
   }
 
   private checkHandlerEvents(): void {
@@ -578,26 +616,81 @@ export class EarwaxTransport
     }
   }
 
-  private accept(socket: TrackedSocket): void {
+  private accept(socket: TrackedSocket, listener: EarwaxListener): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
-    const ctx = new ConnectionContext(socket, this.connectionHost);
+    const ctx = new ConnectionContext(socket, this.connectionHost, listener);
     socket[kContext] = ctx;
     this.live.add(ctx);
+    this.counters.opened(ctx);
     socket.on('error', onSocketError);
     socket.on('close', onSocketClose);
     const { noDelay, keepAlive } = this.settings;
     if (noDelay) socket.setNoDelay(true);
     if (keepAlive !== false) socket.setKeepAlive(true, keepAlive);
 
-    const proxy = this.settings.proxyProtocol;
+    const proxy = listener.settings.proxyProtocol;
     if (proxy !== null) {
       this.readProxyHeader(ctx, proxy);
       return;
     }
     this.checkAdmission(ctx);
+  }
+
+  /**
+   * Past the checks that need no handshake: a TLS listener's connection
+   * starts its handshake now (so a refused address never cost one), any
+   * other goes to the guard.
+   */
+  private passChecks(ctx: AnyConnectionContext, late: boolean): void {
+    if (!ctx.tlsPending) {
+      this.askGuard(ctx, late);
+      return;
+    }
+    const socket = ctx.socket;
+    if (socket.destroyed || this.closing) {
+      socket.destroy();
+      return;
+    }
+    ctx.via?.handshake(socket);
+  }
+
+  /** A TLS listener's handshake is done: the guard decides next. */
+  private secured(tls: TLSSocket, raw: Socket | undefined): void {
+    const ctx = raw ? (raw as TrackedSocket)[kContext] : undefined;
+    if (ctx === undefined || ctx.state !== 'pending' || !ctx.tlsPending) {
+      tls.destroy();
+      return;
+    }
+    // The TLS socket carries the connection from now on; the TCP socket's
+    // listeners go, so its close is not seen twice.
+    ctx.socket.off('error', onSocketError);
+    ctx.socket.off('close', onSocketClose);
+    ctx.secure(tls);
+    (tls as TrackedSocket)[kContext] = ctx;
+    tls.on('error', onSocketError);
+    tls.on('close', onSocketClose);
+    this.askGuard(ctx, true);
+  }
+
+  /** Plaintext on the TLS port, a scanner, a silent client: this one only. */
+  private handshakeFailed(
+    err: Error,
+    tls: TLSSocket,
+    raw: Socket | undefined,
+  ): void {
+    const ctx = raw ? (raw as TrackedSocket)[kContext] : undefined;
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT'
+        ? 'timed out'
+        : `failed: ${err.message}`;
+    (ctx?.logger ?? this.logger).warn(`TLS handshake ${reason}; closed.`);
+    // Node leaves a timed-out one open; the TCP socket's close then
+    // releases the connection's place.
+    tls.destroy();
+    raw?.destroy();
   }
 
   /**
@@ -682,10 +775,10 @@ export class EarwaxTransport
     } else {
       const withinRate = this.limits.consume(ip);
       if (withinRate === true) {
-        this.askGuard(ctx, false);
+        this.passChecks(ctx, false);
       } else {
         void withinRate.then((allowed) => {
-          if (allowed) this.askGuard(ctx, true);
+          if (allowed) this.passChecks(ctx, true);
           else this.block(ctx, 'rate_limited');
         });
       }
@@ -742,12 +835,14 @@ export class EarwaxTransport
     }
     ctx.state = 'open';
     this.registry.add(ctx);
+    this.counters.admitted++;
     const inputRate = this.settings.inputRate;
     if (inputRate !== null) {
       ctx.rateLimiter = new InputRateLimiter(inputRate, Date.now());
     }
-    if (this.settings.telnet !== null) {
-      this.startTelnet(ctx, this.settings.telnet);
+    const telnet = (ctx.via ?? this.listeners[0]).settings.telnet;
+    if (telnet !== null) {
+      this.startTelnet(ctx, telnet);
     } else if (this.settings.framing === 'line') {
       ctx.framer = new LineFramer(this.settings.maxLineLength);
       socket.on('data', onLineData);
@@ -779,7 +874,9 @@ export class EarwaxTransport
     let decoderEncoding: BufferEncoding | undefined;
     // No compression under encryption (MCCP2 over TLS invites CRIME-style
     // attacks, and TLS links are rarely the slow ones).
-    if (settings.mccp2 && this.isTls) settings = { ...settings, mccp2: false };
+    if (settings.mccp2 && ctx.via?.isTls) {
+      settings = { ...settings, mccp2: false };
+    }
     const session = new TelnetSession(settings, {
       data: (chunk, start, end) => {
         const bytes =
@@ -815,6 +912,7 @@ export class EarwaxTransport
             : settings.mssp.players(),
         ),
         UPTIME: String(Math.floor(this.startedAt / 1000)),
+        ...this.msspPorts(),
       }),
       get logger() {
         return ctx.logger;
@@ -855,12 +953,33 @@ export class EarwaxTransport
     ctx.logger.debug('MCCP2 compression on.');
   }
 
+  /**
+   * MSSP's PORT (plain telnet listeners) and SSL (TLS telnet listeners),
+   * once bound: where a MUD crawler or client can reach the game. A raw
+   * listener (telnet off, for bots) is not advertised.
+   */
+  private msspPorts(): Record<string, string[]> {
+    const plain: string[] = [];
+    const secure: string[] = [];
+    for (const listener of this.listeners) {
+      const port = listener.address()?.port;
+      if (port !== undefined && listener.settings.telnet !== null) {
+        (listener.isTls ? secure : plain).push(String(port));
+      }
+    }
+    const ports: Record<string, string[]> = {};
+    if (plain.length > 0) ports.PORT = plain;
+    if (secure.length > 0) ports.SSL = secure;
+    return ports;
+  }
+
   private block(
     ctx: AnyConnectionContext,
     reason: BlockReason,
     err?: unknown,
   ): void {
     const socket = ctx.socket;
+    this.counters.refused[reason]++;
     switch (reason) {
       case 'guard_error':
         ctx.logger.error(
@@ -930,6 +1049,7 @@ export class EarwaxTransport
     ctx.state = 'closing';
     ctx.disconnectReason = reason;
     this.registry.delete(ctx);
+    this.counters.disconnected[reason]++;
     if (this.settings.logConnections) {
       ctx.logger.log(`Disconnected (${reason}).`);
     }
@@ -938,6 +1058,7 @@ export class EarwaxTransport
       // A clean close keeps everything the client sent, in order.
       const rest = framer?.flush();
       if (rest && this.settings.deliverPartialLineOnEnd) {
+        this.counters.linesReceived++;
         this.enqueue(
           ctx,
           'on_data',
@@ -1001,6 +1122,7 @@ export class EarwaxTransport
 
   /** What a connection holds beyond its socket: counts, timers, compressor. */
   private releaseResources(ctx: AnyConnectionContext): void {
+    this.counters.closed(ctx);
     if (ctx.held) this.limits.release(ctx.hostname);
     if (ctx.lingerTimer) clearTimeout(ctx.lingerTimer);
     if (ctx.drainTimer) clearTimeout(ctx.drainTimer);
@@ -1217,6 +1339,7 @@ export class EarwaxTransport
     ctx: AnyConnectionContext,
     err: unknown,
   ): void {
+    this.counters.handlerErrors++;
     const disconnect =
       this.settings.handlerErrorPolicy === 'disconnect' && ctx.state === 'open';
     ctx.logger.warn(
@@ -1250,6 +1373,7 @@ export class EarwaxTransport
 
   /** A line (or raw chunk) over the connection's input rate. */
   private overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void {
+    this.counters.inputDropped++;
     const { messages, inputRate } = this.settings;
     if (verdict === 'warn') {
       ctx.logger.warn('Input over its rate limit: dropping lines.');
@@ -1292,10 +1416,9 @@ export class EarwaxTransport
   private async shutdown(): Promise<void> {
     this.closing = true;
     this._status$.next(EarwaxStatus.CLOSING);
-    const serverClosed = new Promise<void>((resolve) => {
-      if (!this.server.listening) return resolve();
-      this.server.close(() => resolve());
-    });
+    const serverClosed = Promise.all(
+      this.listeners.map((listener) => listener.close()),
+    );
     this.idleSweep?.stop();
     const goodbye = this.settings.messages.shutdown;
     for (const ctx of [...this.live]) {

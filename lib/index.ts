@@ -6,6 +6,7 @@ export {
   EVENT_UNHANDLED,
   type BuiltInEvent,
 } from './constants.js';
+export * from './adapters/index.js';
 export {
   BlockListError,
   BlockListService,
@@ -30,6 +31,11 @@ export {
   type EarwaxServerEvents,
 } from './earwax.transport.js';
 export { EventNameError } from './errors.js';
+export {
+  EarwaxMetrics,
+  type EarwaxMetricsSnapshot,
+} from './metrics/earwax-metrics.js';
+export { PROMETHEUS_CONTENT_TYPE } from './metrics/prometheus.js';
 export { LineFramer, type LineSink } from './framing/line-framer.js';
 export {
   ProxyHeaderParser,

@@ -1,7 +1,9 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { EARWAX_DEFAULTS } from './constants.js';
+import type { TlsOptions } from 'node:tls';
 import type {
   ConnectionRateOptions,
+  EarwaxListenerOptions,
   EarwaxMessages,
   EarwaxTransportOptions,
   FramingMode,
@@ -45,6 +47,8 @@ export interface TransportSettings {
   sniffProtocols: boolean;
   proxyProtocol: ResolvedProxyProtocol | null;
   telnet: TelnetSettings | null;
+  /** The listeners, in order; one named `'default'` without `listeners`. */
+  listeners: ResolvedListener[];
   messages: EarwaxMessages;
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
@@ -68,6 +72,8 @@ export function resolveSettings(
     d.maxLineLength,
     'maxLineLength',
   );
+  const proxyProtocol = resolveProxyProtocol(options.proxyProtocol);
+  const telnet = resolveTelnet(options.telnet);
   return {
     host: options.host ?? d.host,
     port: options.port ?? d.port,
@@ -119,8 +125,9 @@ export function resolveSettings(
     inputRate: resolveInputRate(options.inputRate, maxLineLength),
     blockList: options.blockList ?? [],
     sniffProtocols: options.sniffProtocols ?? true,
-    proxyProtocol: resolveProxyProtocol(options.proxyProtocol),
-    telnet: resolveTelnet(options.telnet),
+    proxyProtocol,
+    telnet,
+    listeners: resolveListeners(options, proxyProtocol, telnet),
     messages: {
       ...d.messages,
       lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
@@ -203,13 +210,14 @@ function resolveInputRate(
 
 function resolveTelnet(
   option: EarwaxTransportOptions['telnet'],
+  name = 'telnet',
 ): TelnetSettings | null {
   if (option === undefined || option === false) return null;
   const o: TelnetOptions = option === true ? {} : option;
   const max = o.maxSubnegotiationLength ?? 8192;
   if (!Number.isInteger(max) || max <= 0) {
     throw new RangeError(
-      `EarwaxTransport option "telnet.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
+      `EarwaxTransport option "${name}.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
     );
   }
   return {
@@ -237,12 +245,13 @@ export interface ResolvedProxyProtocol {
 
 function resolveProxyProtocol(
   option: EarwaxTransportOptions['proxyProtocol'],
+  name = 'proxyProtocol',
 ): ResolvedProxyProtocol | null {
   if (option === undefined || option === false) return null;
   const trusted = new BlockList();
   if (option.trustedProxies.length === 0) {
     throw new RangeError(
-      'EarwaxTransport option "proxyProtocol.trustedProxies" must name at least one proxy address or CIDR range.',
+      `EarwaxTransport option "${name}.trustedProxies" must name at least one proxy address or CIDR range.`,
     );
   }
   for (const entry of option.trustedProxies) {
@@ -250,7 +259,7 @@ function resolveProxyProtocol(
       addAddressOrRange(trusted, entry);
     } catch {
       throw new RangeError(
-        `EarwaxTransport option "proxyProtocol.trustedProxies": "${entry}" is not an IP address or CIDR range.`,
+        `EarwaxTransport option "${name}.trustedProxies": "${entry}" is not an IP address or CIDR range.`,
       );
     }
   }
@@ -259,8 +268,91 @@ function resolveProxyProtocol(
     headerTimeout: positive(
       option.headerTimeout,
       3000,
-      'proxyProtocol.headerTimeout',
+      `${name}.headerTimeout`,
     ),
     versions: option.versions ?? [1, 2],
   };
+}
+
+/**
+ * One listener's settings, the transport's filled in where it sets none.
+ *
+ * @internal
+ */
+export interface ResolvedListener {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly backlog: number;
+  readonly ipv6Only: boolean;
+  readonly reusePort: boolean;
+  readonly tls: TlsOptions | null;
+  readonly proxyProtocol: ResolvedProxyProtocol | null;
+  readonly telnet: TelnetSettings | null;
+}
+
+function resolveListeners(
+  options: EarwaxTransportOptions,
+  proxyProtocol: ResolvedProxyProtocol | null,
+  telnet: TelnetSettings | null,
+): ResolvedListener[] {
+  const base = {
+    host: options.host ?? EARWAX_DEFAULTS.host,
+    backlog: options.backlog ?? EARWAX_DEFAULTS.backlog,
+    ipv6Only: options.ipv6Only ?? false,
+    reusePort: options.reusePort ?? false,
+  };
+  const listeners = options.listeners;
+  if (listeners === undefined) {
+    return [
+      {
+        name: 'default',
+        ...base,
+        port: options.port ?? EARWAX_DEFAULTS.port,
+        tls: options.tls ?? null,
+        proxyProtocol,
+        telnet,
+      },
+    ];
+  }
+  if (!Array.isArray(listeners) || listeners.length === 0) {
+    throw new RangeError(
+      'EarwaxTransport option "listeners" must list at least one listener.',
+    );
+  }
+  const names = new Set<string>();
+  return listeners.map((listener: EarwaxListenerOptions, index) => {
+    const { name, port } = listener;
+    if (typeof name !== 'string' || name.length === 0 || names.has(name)) {
+      throw new RangeError(
+        `EarwaxTransport option "listeners[${index}].name" must be a unique non-empty string; got ${JSON.stringify(name)}.`,
+      );
+    }
+    names.add(name);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw new RangeError(
+        `EarwaxTransport option "listeners[${index}].port" (listener "${name}") must be a port number (0 for any free one); got ${String(port)}.`,
+      );
+    }
+    return {
+      name,
+      port,
+      host: listener.host ?? base.host,
+      backlog: listener.backlog ?? base.backlog,
+      ipv6Only: listener.ipv6Only ?? base.ipv6Only,
+      reusePort: listener.reusePort ?? base.reusePort,
+      tls: listener.tls ?? null,
+      proxyProtocol:
+        listener.proxyProtocol === undefined
+          ? proxyProtocol
+          : resolveProxyProtocol(
+              listener.proxyProtocol,
+              `listeners[${index}].proxyProtocol`,
+            ),
+      telnet:
+        listener.telnet === undefined
+          ? telnet
+          : resolveTelnet(listener.telnet, `listeners[${index}].telnet`),
+    };
+  });
 }

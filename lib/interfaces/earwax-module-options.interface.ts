@@ -4,20 +4,22 @@ import type {
   OptionalFactoryDependency,
   Type,
 } from '@nestjs/common';
+import type { EarwaxAdapter } from '../adapters/earwax.adapter.js';
 import type { ConnectionGuard } from '../connection.guard.js';
 import type { EarwaxTransportOptions } from './earwax-options.interface.js';
 
 /**
  * Transport options an `EarwaxModule` applies to every `EarwaxTransport` of
  * its application, under the options given to the transport's constructor.
- * Handy for limits read from a `ConfigService`. `tls` is not among them: a
- * listener's TLS is set up when its transport is constructed.
+ * Handy for limits read from a `ConfigService`. `tls` and `listeners` are
+ * not among them: a transport's listeners are set up when it is
+ * constructed.
  *
  * @publicApi
  */
 export type EarwaxTransportDefaults = Omit<
   EarwaxTransportOptions,
-  'guard' | 'registry' | 'tls'
+  'guard' | 'registry' | 'tls' | 'listeners'
 >;
 
 /**
@@ -39,6 +41,26 @@ export interface EarwaxModuleOptions {
   imports?: ModuleMetadata['imports'];
   /** Defaults for every transport of the application. */
   transport?: EarwaxTransportDefaults;
+  /**
+   * What connects the registry and block list to the other processes of a
+   * game (`RedisAdapter` of `nestjs-earwax/redis`). Without it, the
+   * in-memory default: a single process, as before.
+   */
+  adapter?: EarwaxAdapter;
+}
+
+/**
+ * How `EarwaxModule.forRootAsync()` builds the adapter: a factory whose
+ * dependencies are injected (a `ConfigService` with the Redis address, say)
+ * and must be visible through the module's `imports`.
+ *
+ * @publicApi
+ */
+export interface EarwaxAdapterFactory {
+  /** Builds the adapter. */
+  useFactory: (...args: never[]) => EarwaxAdapter | Promise<EarwaxAdapter>;
+  /** What `useFactory` receives. */
+  inject?: Array<InjectionToken | OptionalFactoryDependency>;
 }
 
 /**
@@ -78,4 +100,9 @@ export interface EarwaxModuleAsyncOptions extends Pick<
   useClass?: Type<EarwaxOptionsFactory>;
   /** An existing provider implementing {@link EarwaxOptionsFactory}. */
   useExisting?: Type<EarwaxOptionsFactory>;
+  /**
+   * The adapter, as in `forRoot()`, or a factory that builds it from
+   * injected providers.
+   */
+  adapter?: EarwaxAdapter | EarwaxAdapterFactory;
 }

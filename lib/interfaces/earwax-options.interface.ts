@@ -66,6 +66,53 @@ export interface ProxyProtocolOptions {
 }
 
 /**
+ * One listening socket of a transport: where it listens and how its
+ * connections arrive (plain or TLS, direct or through a PROXY-protocol
+ * proxy, telnet or not). A transport with several listeners (plain telnet on
+ * 4000 and TLS on 4443, say) runs one game: one registry, one set of
+ * handlers, one set of limits; `ctx.listener` names the listener a
+ * connection came in on.
+ *
+ * `host`, `backlog`, `ipv6Only`, `reusePort`, `proxyProtocol` and `telnet`
+ * default to the transport's own options; `port` and `tls` belong to the
+ * listener alone.
+ *
+ * @publicApi
+ */
+export interface EarwaxListenerOptions {
+  /** Unique within the transport; shown as `ctx.listener` and in logs. */
+  name: string;
+  /** Port to listen on; `0` picks a free one (read it from `address(name)`). */
+  port: number;
+  /** Interface to listen on. @default the transport's `host` */
+  host?: string;
+  /** @default the transport's `backlog` */
+  backlog?: number;
+  /** @default the transport's `ipv6Only` */
+  ipv6Only?: boolean;
+  /** @default the transport's `reusePort` */
+  reusePort?: boolean;
+  /**
+   * Serve TLS on this listener (see `EarwaxTransportOptions.tls`). With
+   * `proxyProtocol` as well, the PROXY header comes first, in the clear, as
+   * HAProxy's `send-proxy` sends it in front of a TLS backend.
+   */
+  tls?: TlsOptions;
+  /**
+   * Require the PROXY protocol on this listener; `false` turns off the
+   * transport's.
+   * @default the transport's `proxyProtocol`
+   */
+  proxyProtocol?: ProxyProtocolOptions | false;
+  /**
+   * Telnet mode on this listener; `false` turns off the transport's (a raw
+   * port for bots beside a telnet port for players).
+   * @default the transport's `telnet`
+   */
+  telnet?: boolean | TelnetOptions;
+}
+
+/**
  * A limit on new connections per IP address: at most `limit` in any
  * `windowMs`.
  *
@@ -151,9 +198,30 @@ export interface EarwaxTransportOptions {
   host?: string;
   /**
    * Port to listen on; `0` picks a free one (read it from `address()`).
+   * Not with `listeners`, where each listener has its own.
    * @default 4000
    */
   port?: number;
+  /**
+   * Several listeners in one transport (plain and TLS, say), each with its
+   * own port and its own TLS, PROXY-protocol and telnet settings. Without
+   * it the transport has one listener, named `'default'`, made of `host`,
+   * `port`, `tls`, `proxyProtocol` and `telnet`. MSSP advertises the TLS
+   * listeners' ports as `SSL` and the others' as `PORT`.
+   *
+   * @example
+   * ```ts
+   * new EarwaxTransport({
+   *   telnet: true,
+   *   listeners: [
+   *     { name: 'telnet', port: 4000 },
+   *     { name: 'tls', port: 4443, tls: { key, cert } },
+   *   ],
+   * });
+   * ```
+   */
+  listeners?: EarwaxListenerOptions[];
+
   /**
    * Length of the kernel's queue of connections not yet accepted.
    * @default 511
@@ -286,20 +354,26 @@ export interface EarwaxTransportOptions {
    * {@link TelnetOptions}). Off by default: a raw TCP client (`nc`, a bot)
    * sees exactly the bytes sent, and `0xFF` is data. With it on, `nc` shows
    * a few stray bytes at connect (the offers); `telnet`, TinTin++, Mudlet and
-   * MUSHclient answer them.
+   * MUSHclient answer them. With `listeners`, the default of each listener.
    * @default false
    */
   telnet?: boolean | TelnetOptions;
   /**
-   * Serve TLS on this listener: what `tls.createServer()` takes (`key` and
-   * `cert`, or a `secureContext`, `SNICallback`, `requestCert`, `ca`,
-   * `minVersion`, ...). Read when the transport is constructed. A failed
-   * handshake (plaintext sent to the TLS port, a scanner) is logged for that
-   * connection and never disturbs others; `ctx.tls` tells the protocol,
-   * cipher and client certificate; `transport.setSecureContext()` swaps the
-   * certificate without dropping connections. For plain telnet and TLS at
-   * once, run two transports (the registry is shared through
-   * `EarwaxModule`). Not yet together with `proxyProtocol`.
+   * Serve TLS: what `tls.createServer()` takes (`key` and `cert`, or a
+   * `secureContext`, `SNICallback`, `requestCert`, `ca`, `minVersion`,
+   * `handshakeTimeout`, ...). Read when the transport is constructed.
+   *
+   * The admission checks that need no handshake (server full, block list,
+   * per-address limits, connection rate) run before it, so a banned or
+   * flooding address costs no TLS handshake; such a refusal is a plain close
+   * with no message (it could not be read). The guard runs after the
+   * handshake and sees `ctx.tls`. A handshake must finish within
+   * `handshakeTimeout` (10 s unless set; Node's own default is 120 s). A
+   * failed handshake (plaintext sent to the TLS port, a scanner) is logged
+   * for that connection and never disturbs others. `ctx.tls` tells the
+   * protocol, cipher and client certificate; `transport.setSecureContext()`
+   * swaps the certificate without dropping connections. MCCP2 is never
+   * offered over TLS. Not with `listeners`: give it to a listener there.
    */
   tls?: TlsOptions;
   /**
@@ -309,6 +383,7 @@ export interface EarwaxTransportOptions {
    * proxy's. A missing, malformed or late header, or a connection from an
    * untrusted address, is closed with a warning and never admitted. A
    * `LOCAL` (v2) or `UNKNOWN` (v1) header keeps the socket's own addresses.
+   * With `listeners`, the default of each listener.
    * @default false
    */
   proxyProtocol?: ProxyProtocolOptions | false;

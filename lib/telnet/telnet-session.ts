@@ -51,8 +51,11 @@ export interface TelnetHost {
   data(chunk: Buffer, start: number, end: number): void;
   /** Fires an event of the connection (`on_resize`, `on_gmcp`, ...). */
   emit(event: string, payload: unknown): void;
-  /** The live MSSP values (PLAYERS, UPTIME) to send with the static ones. */
-  msspStatus(): Record<string, string>;
+  /**
+   * The live MSSP values (PLAYERS, UPTIME, the listeners' PORT and SSL) to
+   * send with the static ones.
+   */
+  msspStatus(): Record<string, string | string[]>;
   /** Where output goes now (the socket, or its compressor). */
   readonly out: Writable;
   /**

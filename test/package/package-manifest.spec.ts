@@ -1,172 +1,191 @@
+/**
+ * The published package is only as correct as its manifest: whatever `lib/`
+ * imports ships in the compiled output and its declarations, so it must be
+ * declared; the optional peers must stay behind their own entry points; and
+ * every `exports` entry must name its types and a default. What `npm pack`
+ * really ships, and a fresh install of it, are checked in
+ * packed-tarball.spec.ts.
+ */
 import { describe, expect, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join, sep } from 'node:path';
 import {
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+  chainTo,
+  entryPoints,
+  fromRoot,
+  importsOf,
+  isConditional,
+  libDir,
+  libSources,
+  manifest,
+  OPTIONAL_PEER_HOMES,
+  optionalPeers,
+  reachFrom,
+} from './fixtures/package-layout.js';
 
-const root = process.cwd();
-const manifest = JSON.parse(
-  readFileSync(join(root, 'package.json'), 'utf8'),
-) as {
-  name: string;
-  type: string;
-  exports: Record<string, { types?: string; default?: string } | string>;
-  files: string[];
-  peerDependencies: Record<string, string>;
-  dependencies?: Record<string, string>;
-};
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory()
-      ? sources(join(dir, entry.name))
-      : entry.name.endsWith('.ts')
-        ? [join(dir, entry.name)]
-        : [],
-  );
+/** The `lib/` folder an entry point is built from: `./redis` → `lib/redis/`. */
+function folderOf(subpath: string): string {
+  return join(libDir, subpath.slice(2)) + sep;
 }
 
-/** The package a bare import specifier names (`@scope/name/deep` → `@scope/name`). */
-function packageOf(specifier: string): string {
-  const parts = specifier.split('/');
-  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+/** `problem` lines for each module an entry reaches that it must not. */
+function foreignPeersReached(subpath: string, source: string): string[] {
+  const reached = reachFrom(source);
+  const problems: string[] = [];
+  for (const file of reached.keys()) {
+    for (const peer of importsOf(file).packages) {
+      const home = OPTIONAL_PEER_HOMES[peer];
+      if (home !== undefined && home !== subpath) {
+        problems.push(
+          `'${subpath}' reaches ${peer}: ${chainTo(reached, file)}`,
+        );
+      }
+    }
+  }
+  return problems;
 }
 
 describe('package manifest', () => {
-  it('is ESM with an exports map giving types and default', () => {
-    expect(manifest.type).toBe('module');
-    expect(manifest.exports['.']).toEqual({
-      types: './dist/index.d.ts',
-      default: './dist/index.js',
+  it('is ESM, and its main and types agree with the "." entry', () => {
+    const main = manifest.exports['.'];
+    expect(isConditional(main)).toBe(true);
+    expect({
+      type: manifest.type,
+      main: manifest.main,
+      types: manifest.types,
+    }).toEqual({
+      type: 'module',
+      main: isConditional(main) ? main.default : 'a "." entry',
+      types: isConditional(main) ? main.types : 'a "." entry',
     });
     expect(manifest.files).toContain('dist');
   });
 
+  it('exposes package.json to tooling that reads it', () => {
+    expect(manifest.exports['./package.json']).toBe('./package.json');
+  });
+
+  it('gives every exports entry types first and default last, side by side in dist/', () => {
+    const problems: string[] = [];
+    const subpaths = Object.keys(manifest.exports).filter(
+      (subpath) => subpath !== './package.json',
+    );
+    for (const subpath of subpaths) {
+      const value = manifest.exports[subpath];
+      if (!isConditional(value)) {
+        problems.push(`'${subpath}' has no types and default conditions`);
+        continue;
+      }
+      // TypeScript takes the first condition that matches, and Node treats
+      // anything after `default` as unreachable.
+      const conditions = Object.keys(value);
+      if (conditions[0] !== 'types') {
+        problems.push(`'${subpath}' lists ${conditions[0]} before types`);
+      }
+      if (conditions.at(-1) !== 'default') {
+        problems.push(`'${subpath}' lists ${conditions.at(-1)} after default`);
+      }
+      if (!/^\.\/dist\/.+\.js$/.test(value.default)) {
+        problems.push(`'${subpath}' default ${value.default} is not dist JS`);
+      }
+      if (value.types !== value.default.replace(/\.js$/, '.d.ts')) {
+        problems.push(
+          `'${subpath}' types ${value.types} are not beside ${value.default}`,
+        );
+      }
+    }
+    expect(subpaths).toContain('.');
+    expect(problems).toEqual([]);
+  });
+
+  it('builds every exports entry from a module of lib/', () => {
+    const entries = entryPoints();
+    expect(entries.map((entry) => entry.subpath)).toContain('.');
+    const missing = entries
+      .filter((entry) => !existsSync(entry.source))
+      .map((entry) => `'${entry.subpath}' needs ${fromRoot(entry.source)}`);
+    expect(missing).toEqual([]);
+  });
+
   it('declares every package lib/ imports as a peer or dependency', () => {
     const declared = new Set([
-      ...Object.keys(manifest.peerDependencies),
+      ...Object.keys(manifest.peerDependencies ?? {}),
       ...Object.keys(manifest.dependencies ?? {}),
     ]);
     const imported = new Set<string>();
-    for (const file of sources(join(root, 'lib'))) {
-      const text = readFileSync(file, 'utf8');
-      for (const [, specifier] of text.matchAll(/from '([^'.][^']*)'/g)) {
-        if (!specifier.startsWith('node:')) imported.add(packageOf(specifier));
+    const problems: string[] = [];
+    for (const file of libSources()) {
+      const { packages, unresolved } = importsOf(file);
+      for (const name of packages) {
+        imported.add(name);
+        if (!declared.has(name)) {
+          problems.push(`${fromRoot(file)} imports undeclared ${name}`);
+        }
+      }
+      for (const specifier of unresolved) {
+        problems.push(`${fromRoot(file)} imports missing ${specifier}`);
       }
     }
-    expect(imported.size).toBeGreaterThan(0);
-    expect([...imported].filter((name) => !declared.has(name))).toEqual([]);
+    // The scan must see the imports every transport has.
+    expect(imported).toContain('@nestjs/microservices');
+    expect(problems).toEqual([]);
   });
 
-  it('publishes declarations that a strict consumer compiles against', () => {
-    const scratch = mkdtempSync(join(tmpdir(), 'earwax-consumer-'));
-    try {
-      const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-      const pkg = join(scratch, 'node_modules', manifest.name);
-      const build = spawnSync(
-        process.execPath,
-        [tsc, '-p', 'tsconfig.build.json', '--outDir', join(pkg, 'dist')],
-        {
-          cwd: root,
-          encoding: 'utf8',
-        },
-      );
-      expect(build.stdout + build.stderr).toBe('');
-      writeFileSync(join(pkg, 'package.json'), JSON.stringify(manifest));
-      // What an install brings: the peers the consumer has, and our own
-      // dependencies.
-      const installed = [
-        '@nestjs',
-        'rxjs',
-        'reflect-metadata',
-        '@types',
-        ...Object.keys(manifest.dependencies ?? {}),
-      ];
-      for (const dep of installed) {
-        symlinkSync(
-          join(root, 'node_modules', dep),
-          join(scratch, 'node_modules', dep),
-        );
+  it('declares @nestjs/terminus and ioredis as optional peers, each with its entry point', () => {
+    const declared = Object.keys(OPTIONAL_PEER_HOMES)
+      .sort()
+      .map((peer) => ({
+        peer,
+        range: manifest.peerDependencies?.[peer] !== undefined,
+        optional: manifest.peerDependenciesMeta?.[peer]?.optional === true,
+        entry: OPTIONAL_PEER_HOMES[peer] in manifest.exports,
+      }));
+    expect(declared).toEqual(
+      declared.map(({ peer }) => ({
+        peer,
+        range: true,
+        optional: true,
+        entry: true,
+      })),
+    );
+    // A new optional peer needs a home here: where it may be imported.
+    expect(optionalPeers()).toEqual(Object.keys(OPTIONAL_PEER_HOMES).sort());
+  });
+
+  it('imports each optional peer only in the folder of its entry point', () => {
+    const problems: string[] = [];
+    for (const file of libSources()) {
+      for (const peer of importsOf(file).packages) {
+        const home = OPTIONAL_PEER_HOMES[peer];
+        if (home !== undefined && !file.startsWith(folderOf(home))) {
+          problems.push(
+            `${fromRoot(file)} imports ${peer} outside ${fromRoot(folderOf(home))}/`,
+          );
+        }
       }
-      mkdirSync(join(scratch, 'src'));
-      writeFileSync(join(scratch, 'package.json'), '{"type":"module"}');
-      writeFileSync(
-        join(scratch, 'tsconfig.json'),
-        JSON.stringify({
-          compilerOptions: {
-            target: 'ES2023',
-            module: 'NodeNext',
-            moduleResolution: 'NodeNext',
-            strict: true,
-            noImplicitOverride: true,
-            experimentalDecorators: true,
-            emitDecoratorMetadata: true,
-            noEmit: true,
-            skipLibCheck: false,
-            types: ['node'],
-          },
-          include: ['src'],
-        }),
-      );
-      writeFileSync(
-        join(scratch, 'src', 'app.ts'),
-        `import 'reflect-metadata';
-import { Controller, Injectable, Module } from '@nestjs/common';
-import { Ctx, Payload } from '@nestjs/microservices';
-import {
-  ConnectionContext, ConnectionGuard, ConnectionRegistry, EarwaxEvent, EarwaxModule,
-  EarwaxTransport, EVENT_HANDLED, type DisconnectReason,
-} from '${manifest.name}';
-
-@Injectable()
-class Guard extends ConnectionGuard {
-  override canConnect(ctx: ConnectionContext): boolean { return ctx.hostname !== '203.0.113.9'; }
-}
-
-@Controller()
-class Game {
-  constructor(private readonly players: ConnectionRegistry) {}
-  @EarwaxEvent('on_data', { priority: 1 })
-  said(@Payload() line: string, @Ctx() ctx: ConnectionContext) {
-    this.players.broadcast(line, { except: ctx });
-    return EVENT_HANDLED;
-  }
-  @EarwaxEvent('on_disconnect')
-  left(@Payload() reason: DisconnectReason): string { return reason; }
-}
-
-@Module({ imports: [EarwaxModule.forRoot({ guard: Guard })], controllers: [Game] })
-export class AppModule {}
-
-export const transport = new EarwaxTransport({ host: '0.0.0.0', port: 4000, encoding: 'utf8' });
-`,
-      );
-      const check = spawnSync(
-        process.execPath,
-        [tsc, '-p', join(scratch, 'tsconfig.json')],
-        {
-          cwd: scratch,
-          encoding: 'utf8',
-        },
-      );
-      // Errors inside Nest's or RxJS's own declarations are theirs, not ours.
-      const ours = (check.stdout + check.stderr)
-        .split('\n')
-        .filter(
-          (line) =>
-            line.trim() && !/node_modules\/(@nestjs|rxjs|@types)\//.test(line),
-        );
-      expect(ours).toEqual([]);
-    } finally {
-      rmSync(scratch, { recursive: true, force: true });
     }
-  }, 60_000);
+    expect(problems).toEqual([]);
+  });
+
+  it('keeps lib/index.ts and everything it reaches free of the optional peers', () => {
+    const main = entryPoints().find((entry) => entry.subpath === '.');
+    expect(main?.source).toBe(join(libDir, 'index.ts'));
+    const reached = reachFrom(join(libDir, 'index.ts'));
+    // The walk must follow the barrel into the modules it re-exports.
+    expect(reached.has(join(libDir, 'earwax.transport.ts'))).toBe(true);
+    expect(foreignPeersReached('.', join(libDir, 'index.ts'))).toEqual([]);
+  });
+
+  it('keeps every other entry point free of the optional peers of the others', () => {
+    const others = entryPoints().filter((entry) => entry.subpath !== '.');
+    expect(others.map((entry) => entry.subpath)).toEqual(
+      expect.arrayContaining(Object.values(OPTIONAL_PEER_HOMES)),
+    );
+    const problems = others.flatMap((entry) =>
+      existsSync(entry.source)
+        ? foreignPeersReached(entry.subpath, entry.source)
+        : [`'${entry.subpath}' has no source ${fromRoot(entry.source)}`],
+    );
+    expect(problems).toEqual([]);
+  });
 });

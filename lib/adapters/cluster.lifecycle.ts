@@ -1,0 +1,51 @@
+import {
+  Injectable,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+  Optional,
+} from '@nestjs/common';
+// Value imports: the constructor's design:paramtypes metadata names them.
+import { BlockListService } from '../block-list.service.js';
+import { ConnectionRegistry } from '../connection.registry.js';
+import type { EarwaxAdapterHost } from './cluster.interfaces.js';
+import { EarwaxAdapter } from './earwax.adapter.js';
+
+/**
+ * Starts the application's adapter once every provider exists, with the
+ * registry and block list as its host, and stops it at shutdown. Stopped in
+ * `onApplicationShutdown`, which Nest runs after the transports have closed
+ * (on `app.close()` and on a signal alike), so the adapter outlives every
+ * connection's departure and removes what is left of this process last.
+ *
+ * @internal
+ */
+@Injectable()
+export class ClusterLifecycle implements OnModuleInit, OnApplicationShutdown {
+  constructor(
+    private readonly registry: ConnectionRegistry,
+    private readonly blockList: BlockListService,
+    @Optional() private readonly adapter?: EarwaxAdapter,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    const { registry, blockList } = this;
+    const host: EarwaxAdapterHost = {
+      deliver: (broadcast) => registry.deliver(broadcast),
+      execute: (command) => registry.execute(command),
+      presence: () => registry.presence(),
+      receive: (event) => registry.receive(event),
+      applyBanChange: (change) => blockList.applyShared(change),
+      bans: () => blockList.sharedBans(),
+      replaceBans: (bans) => blockList.replaceShared(bans),
+    };
+    await this.adapter?.init(host);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    try {
+      await this.adapter?.close();
+    } finally {
+      this.registry.detach();
+    }
+  }
+}

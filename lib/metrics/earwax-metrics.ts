@@ -1,0 +1,268 @@
+import { Injectable } from '@nestjs/common';
+import type { Socket } from 'node:net';
+import type { Observable } from 'rxjs';
+import type { AnyConnectionContext } from '../connection-context.js';
+import type {
+  BlockReason,
+  DisconnectReason,
+} from '../interfaces/connection.interface.js';
+import { formatPrometheus } from './prometheus.js';
+
+/**
+ * What {@link EarwaxMetrics.snapshot} returns: every counter and gauge at one
+ * moment, as plain numbers. Counters only grow for the life of the
+ * application; gauges go up and down.
+ *
+ * @publicApi
+ */
+export interface EarwaxMetricsSnapshot {
+  /**
+   * Counter: sockets taken in by a transport (on a TLS listener, after the
+   * handshake), whatever became of them.
+   */
+  readonly connectionsAccepted: number;
+  /** Counter: connections admitted (each gets `on_connect`). */
+  readonly connectionsAdmitted: number;
+  /**
+   * Counter: connections refused, by reason (each gets `on_block`). Every
+   * reason is present, at 0 until it happens.
+   */
+  readonly connectionsRefused: Readonly<Record<BlockReason, number>>;
+  /**
+   * Counter: admitted connections that ended, by reason (each got
+   * `on_disconnect`). Every reason is present, at 0 until it happens.
+   */
+  readonly disconnections: Readonly<Record<DisconnectReason, number>>;
+  /**
+   * Counter: bytes read from client sockets, as on the wire: PROXY headers,
+   * telnet negotiation, TLS handshakes and records included.
+   */
+  readonly bytesReceived: number;
+  /**
+   * Counter: bytes written to client sockets, as on the wire (after MCCP2
+   * compression and TLS encryption). Output still queued in memory counts.
+   */
+  readonly bytesSent: number;
+  /**
+   * Counter: `on_data` events read (lines, or chunks with `framing: 'raw'`),
+   * including those the input-rate limiter then dropped.
+   */
+  readonly linesReceived: number;
+  /**
+   * Counter: input events (lines, raw chunks, telnet events) dropped by the
+   * `inputRate` limiter.
+   */
+  readonly inputDropped: number;
+  /** Counter: handler invocations that threw (or whose stream errored). */
+  readonly handlerErrors: number;
+  /** Gauge: connections admitted and not yet disconnecting. */
+  readonly openConnections: number;
+  /**
+   * Gauge: sockets held (waiting for admission, open, or still closing):
+   * what `maxConnections` limits.
+   */
+  readonly heldSockets: number;
+  /** Gauge: transports counted here. */
+  readonly transports: number;
+  /** Gauge: transports among them that are listening. */
+  readonly listeningTransports: number;
+}
+
+/**
+ * What a transport shows the metrics it feeds.
+ *
+ * @internal
+ */
+export interface MetricsSource {
+  /** The transport's status stream (replays the latest status). */
+  readonly status: Observable<string>;
+}
+
+/** `EarwaxStatus.LISTENING`, without importing the transport (a cycle). */
+const LISTENING = 'listening';
+
+/**
+ * Counters and gauges of Earwax transports, for Prometheus, OpenTelemetry or
+ * anything else that can read a plain object: `EarwaxModule` provides one
+ * for the application, fed by every `EarwaxTransport` it runs; a transport
+ * without the module keeps its own (`transport.metrics`). Neither
+ * `prom-client` nor OpenTelemetry is a dependency: read
+ * {@link EarwaxMetrics.snapshot} from their collect callbacks, or serve
+ * {@link EarwaxMetrics.toPrometheus} as it is.
+ *
+ * Counting costs the transport one integer increment per line and nothing
+ * per write: bytes are read from the sockets' own counters when a connection
+ * closes, and from the live ones at snapshot time.
+ *
+ * @example
+ * With `prom-client`, one collect callback per metric:
+ * ```ts
+ * new Counter({
+ *   name: 'earwax_lines_received_total',
+ *   help: 'Lines (on_data events) read.',
+ *   collect() {
+ *     this.reset();
+ *     this.inc(metrics.snapshot().linesReceived);
+ *   },
+ * });
+ * ```
+ *
+ * @example
+ * With OpenTelemetry, observable instruments read one snapshot per
+ * collection:
+ * ```ts
+ * const lines = meter.createObservableCounter('earwax.lines.received');
+ * const open = meter.createObservableGauge('earwax.connections.open');
+ * meter.addBatchObservableCallback((result) => {
+ *   const s = metrics.snapshot();
+ *   result.observe(lines, s.linesReceived);
+ *   result.observe(open, s.openConnections);
+ * }, [lines, open]);
+ * ```
+ *
+ * @publicApi
+ */
+@Injectable()
+export class EarwaxMetrics {
+  // Written by the transport directly: an increment is all the hot path
+  // pays, with no call and no lookup.
+  /** @internal */ accepted = 0;
+  /** @internal */ admitted = 0;
+  /** @internal */ readonly refused: Record<BlockReason, number> = {
+    server_full: 0,
+    blocked: 0,
+    too_many_connections: 0,
+    rate_limited: 0,
+    refused: 0,
+    guard_error: 0,
+  };
+  /** @internal */ readonly disconnected: Record<DisconnectReason, number> = {
+    client_closed: 0,
+    reset: 0,
+    quit: 0,
+    kicked: 0,
+    idle: 0,
+    flood: 0,
+    protocol: 0,
+    line_too_long: 0,
+    slow_consumer: 0,
+    server_shutdown: 0,
+    error: 0,
+  };
+  /** @internal */ linesReceived = 0;
+  /** @internal */ inputDropped = 0;
+  /** @internal */ handlerErrors = 0;
+
+  /** Bytes of sockets already released. */
+  private releasedBytesReceived = 0;
+  private releasedBytesSent = 0;
+  /**
+   * Connections accepted and not yet released, with the TCP socket each was
+   * accepted on: their bytes are read live. Kept because a TLS connection's
+   * `ctx.socket` becomes the TLS socket, which counts decrypted bytes.
+   */
+  private readonly sockets = new Map<AnyConnectionContext, Socket>();
+  private readonly sources = new Set<MetricsSource>();
+
+  /**
+   * Every counter and gauge now. Cheap enough to call on every scrape: it
+   * reads two numbers per held socket and copies the rest.
+   */
+  snapshot(): EarwaxMetricsSnapshot {
+    let bytesReceived = this.releasedBytesReceived;
+    let bytesSent = this.releasedBytesSent;
+    for (const socket of this.sockets.values()) {
+      bytesReceived += socket.bytesRead;
+      bytesSent += socket.bytesWritten ?? 0;
+    }
+    let disconnections = 0;
+    for (const reason in this.disconnected) {
+      disconnections += this.disconnected[reason as DisconnectReason];
+    }
+    let listening = 0;
+    for (const source of this.sources) {
+      if (latestStatus(source) === LISTENING) listening++;
+    }
+    return {
+      connectionsAccepted: this.accepted,
+      connectionsAdmitted: this.admitted,
+      connectionsRefused: { ...this.refused },
+      disconnections: { ...this.disconnected },
+      bytesReceived,
+      bytesSent,
+      linesReceived: this.linesReceived,
+      inputDropped: this.inputDropped,
+      handlerErrors: this.handlerErrors,
+      // Every admitted connection ends exactly once (on_disconnect's
+      // guarantee), so the difference is what is open now.
+      openConnections: this.admitted - disconnections,
+      heldSockets: this.sockets.size,
+      transports: this.sources.size,
+      listeningTransports: listening,
+    };
+  }
+
+  /**
+   * Every metric in Prometheus's text exposition format (0.0.4): serve it
+   * from a `/metrics` endpoint with the content type
+   * `PROMETHEUS_CONTENT_TYPE`, or append it to `prom-client`'s
+   * `register.metrics()`. Names start with `earwax_`; counters end in
+   * `_total`; refusal and disconnection reasons are a `reason` label.
+   */
+  toPrometheus(): string {
+    return formatPrometheus(this.snapshot());
+  }
+
+  /**
+   * A transport starts counting here.
+   *
+   * @internal
+   */
+  attach(source: MetricsSource): this {
+    this.sources.add(source);
+    return this;
+  }
+
+  /**
+   * A transport stops counting here (it was handed the application's).
+   *
+   * @internal
+   */
+  detach(source: MetricsSource): void {
+    this.sources.delete(source);
+  }
+
+  /**
+   * A transport took in a connection, on its TCP socket.
+   *
+   * @internal
+   */
+  opened(ctx: AnyConnectionContext): void {
+    this.accepted++;
+    this.sockets.set(ctx, ctx.socket);
+  }
+
+  /**
+   * A connection's resources were released: its socket's bytes move to the
+   * running totals, once.
+   *
+   * @internal
+   */
+  closed(ctx: AnyConnectionContext): void {
+    const socket = this.sockets.get(ctx);
+    if (socket === undefined) return;
+    this.sockets.delete(ctx);
+    this.releasedBytesReceived += socket.bytesRead;
+    this.releasedBytesSent += socket.bytesWritten ?? 0;
+  }
+}
+
+/**
+ * The latest status of a transport: its status stream replays it to a new
+ * subscriber at once. `undefined` before it ever listened.
+ */
+function latestStatus(source: MetricsSource): string | undefined {
+  let status: string | undefined;
+  source.status.subscribe((value) => (status = value)).unsubscribe();
+  return status;
+}

@@ -1,0 +1,10 @@
+export { ClusterMessageError } from './cluster-message.js';
+export type {
+  RedisAdapterOptions,
+  RedisClusterConnection,
+} from './redis-adapter-options.interface.js';
+export { RedisAdapter } from './redis.adapter.js';
+export {
+  SharedConnectionRate,
+  type SharedConnectionRateOptions,
+} from './shared-connection-rate.js';

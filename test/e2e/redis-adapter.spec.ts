@@ -1,0 +1,417 @@
+import 'reflect-metadata';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
+import {
+  Controller,
+  Injectable,
+  type INestMicroservice,
+  Module,
+} from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import {
+  BlockListService,
+  ConnectionContext,
+  ConnectionRegistry,
+  EarwaxAdapter,
+  EarwaxEvent,
+  EarwaxModule,
+  EarwaxTransport,
+  type EarwaxTransportOptions,
+} from '../../lib/index.js';
+import { RedisAdapter } from '../../lib/redis/index.js';
+import { LineClient } from '../support/line-client.js';
+import { RecordingLogger } from '../support/recording-logger.js';
+import { eventually } from '../support/redis-eventually.js';
+import { RedisServer } from '../support/redis-server.js';
+
+/**
+ * The Redis adapter in two Nest applications of this process (each its own
+ * registry, adapter and Redis connections), for what is easier to see from
+ * inside: configuration through forRootAsync, malformed messages, a start
+ * while Redis is down, and nothing queued during an outage. The three-process
+ * behaviour is in redis-cluster.spec.ts.
+ */
+
+/**
+ * Stands in for `@nestjs/config`'s ConfigService (not a dependency of this
+ * package): an injectable that reads settings by name.
+ */
+@Injectable()
+class ConfigService {
+  constructor(private readonly values: Record<string, string>) {}
+  getOrThrow(name: string): string {
+    const value = this.values[name];
+    if (value === undefined) throw new Error(`Missing setting ${name}`);
+    return value;
+  }
+}
+
+@Controller()
+class RelayController {
+  constructor(private readonly registry: ConnectionRegistry) {}
+
+  @EarwaxEvent('on_data')
+  relay(@Payload() line: string, @Ctx() ctx: ConnectionContext) {
+    this.registry.broadcast(line, { except: ctx });
+  }
+}
+
+describe('RedisAdapter in Nest applications', () => {
+  let redis: RedisServer;
+  let inspect: Redis;
+  const logs = new RecordingLogger();
+  const apps: INestMicroservice[] = [];
+  const clients: LineClient[] = [];
+  let prefixes = 0;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    inspect = new Redis(redis.url, { retryStrategy: () => 100 });
+    inspect.on('error', () => undefined);
+  }, 20_000);
+
+  afterEach(async () => {
+    for (const client of clients.splice(0)) client.socket.destroy();
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    if (!redis.running) await redis.restart();
+  });
+
+  afterAll(async () => {
+    inspect?.disconnect();
+    await redis?.stop();
+  });
+
+  /** Boots an app whose adapter is built from settings, as with ConfigService. */
+  async function boot(
+    settings: Record<string, string>,
+    transportOptions: EarwaxTransportOptions = { connectionRate: false },
+  ) {
+    @Module({
+      providers: [
+        { provide: ConfigService, useValue: new ConfigService(settings) },
+      ],
+      exports: [ConfigService],
+    })
+    class ConfigModule {}
+
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        EarwaxModule.forRootAsync({
+          imports: [ConfigModule],
+          // The adapter is a provider of the module: the transport defaults
+          // can use it (a connection rate counted across the cluster).
+          inject: [ConfigService, EarwaxAdapter],
+          useFactory: (config: ConfigService, adapter: RedisAdapter) => ({
+            maxConnections: Number(config.getOrThrow('MAX_PLAYERS')),
+            connectionRate: adapter.connectionRate({
+              limit: Number(config.getOrThrow('RATE_LIMIT')),
+            }),
+          }),
+          adapter: {
+            inject: [ConfigService],
+            useFactory: (config: ConfigService) =>
+              new RedisAdapter({
+                redis: {
+                  port: Number(config.getOrThrow('REDIS_PORT')),
+                  host: '127.0.0.1',
+                  retryStrategy: () => 100,
+                },
+                prefix: config.getOrThrow('REDIS_PREFIX'),
+                nodeId: config.getOrThrow('NODE_ID'),
+                connectTimeout: Number(settings.CONNECT_TIMEOUT ?? 5000),
+              }),
+          },
+        }),
+      ],
+      controllers: [RelayController],
+    })
+      .setLogger(logs)
+      .compile();
+    const transport = new EarwaxTransport({
+      host: '127.0.0.1',
+      port: 0,
+      encoding: 'utf8',
+      ...transportOptions,
+    });
+    const app = moduleRef.createNestMicroservice({
+      strategy: transport,
+      logger: logs,
+    });
+    app.useLogger(logs);
+    apps.push(app);
+    await app.listen();
+    return { app, port: transport.address()?.port ?? 0 };
+  }
+
+  function settings(nodeId: string, prefix: string) {
+    return {
+      REDIS_PORT: String(redis.port),
+      REDIS_PREFIX: prefix,
+      NODE_ID: nodeId,
+      MAX_PLAYERS: '100',
+      RATE_LIMIT: '2',
+    };
+  }
+
+  async function player(port: number): Promise<LineClient> {
+    const client = await LineClient.connect(port);
+    clients.push(client);
+    return client;
+  }
+
+  function logged(pattern: RegExp, timeoutMs = 5000): Promise<void> {
+    return logs.journal.waitFor(
+      () => logs.find(pattern).length > 0,
+      `a log line matching ${String(pattern)}`,
+      timeoutMs,
+    );
+  }
+
+  it('is configured through forRootAsync from injected settings, and relays between apps', async () => {
+    const prefix = `async-${++prefixes}`;
+    const one = await boot(settings('one', prefix));
+    const two = await boot(settings('two', prefix));
+    const adapter = one.app.get(EarwaxAdapter);
+    expect(adapter).toBeInstanceOf(RedisAdapter);
+    expect(adapter.available).toBe(true);
+    expect(one.app.get(ConnectionRegistry).nodeId).toBe('one');
+
+    const a = await player(one.port);
+    const b = await player(two.port);
+    await eventually(
+      () => one.app.get(ConnectionRegistry).countConnections(),
+      (n) => n === 2,
+      'both players counted',
+    );
+    a.send('hello from one');
+    expect(await b.line(0)).toBe('hello from one');
+    expect(await inspect.zrange(`{${prefix}}:nodes`, '0', '-1')).toEqual(
+      expect.arrayContaining(['one', 'two']),
+    );
+  });
+
+  it('drops a malformed message with a warning and keeps going', async () => {
+    const prefix = `malformed-${++prefixes}`;
+    const one = await boot(settings('one', prefix));
+    const b = await player(one.port);
+    await inspect.publish(`{${prefix}}:all`, '{"v":1,"kind":"broadcast"}');
+    await inspect.publish(`{${prefix}}:all`, 'garbage');
+    await logged(
+      /Dropped a malformed message on \{malformed-\d+\}:all: "from" is not a string/,
+    );
+    await logged(/Dropped a malformed message .*: message is not JSON/);
+    await inspect.publish(
+      `{${prefix}}:all`,
+      JSON.stringify({
+        v: 1,
+        kind: 'broadcast',
+        from: 'elsewhere',
+        broadcast: { text: 'still here' },
+      }),
+    );
+    expect(await b.line(0)).toBe('still here');
+    // A ban with a target that is not an address changes nothing.
+    await inspect.publish(
+      `{${prefix}}:all`,
+      JSON.stringify({
+        v: 1,
+        kind: 'bans',
+        from: 'elsewhere',
+        change: {
+          type: 'ban',
+          ban: {
+            kick: true,
+            entry: { target: 'nonsense', family: 'ipv4', createdAt: 1 },
+          },
+        },
+      }),
+    );
+    await logged(
+      /Could not apply a bans message from elsewhere: Invalid block list target "nonsense"/,
+    );
+    expect(b.socket.destroyed).toBe(false);
+  });
+
+  it('starts while Redis is down, serves its own players, and joins once Redis answers', async () => {
+    const prefix = `late-${++prefixes}`;
+    await redis.kill();
+    const one = await boot({
+      ...settings('late-one', prefix),
+      CONNECT_TIMEOUT: '300',
+    });
+    await logged(
+      /Redis did not answer within 300 ms: serving this process's players only/,
+    );
+    const adapter = one.app.get(EarwaxAdapter);
+    expect(adapter.available).toBe(false);
+    const registry = one.app.get(ConnectionRegistry);
+    await expect(registry.countConnections()).rejects.toThrow(
+      'countConnections: the other processes cannot be reached',
+    );
+    const [a, b] = [await player(one.port), await player(one.port)];
+    a.send('local only');
+    expect(await b.line(0)).toBe('local only');
+
+    await redis.restart();
+    await logged(
+      /Joined the cluster as late-one \(Redis answered after [\d.]+ s\): 2 connection\(s\)/,
+      10_000,
+    );
+    expect(adapter.available).toBe(true);
+    expect(await inspect.hlen(`{${prefix}}:presence:late-one`)).toBe(2);
+  });
+
+  it('queues nothing while Redis is down: what was sent meanwhile is dropped and counted', async () => {
+    const prefix = `outage-${++prefixes}`;
+    const one = await boot(settings('out-one', prefix));
+    const two = await boot(settings('out-two', prefix));
+    const a = await player(one.port);
+    const b = await player(two.port);
+    const registry = one.app.get(ConnectionRegistry);
+    await eventually(
+      () => registry.countConnections(),
+      (n) => n === 2,
+      'both players counted',
+    );
+    const lost = logs.find(/Lost Redis/).length;
+    await redis.kill();
+    await logs.journal.waitFor(
+      () => logs.find(/Lost Redis/).length >= lost + 2,
+      'both apps to report the outage',
+      5000,
+    );
+    for (let i = 0; i < 1000; i++) registry.broadcast(`during ${i}`);
+    expect(registry.serverSideEmit('during')).toBe(false);
+
+    const back = logs.find(/Redis is back/).length;
+    await redis.restart();
+    await logs.journal.waitFor(
+      () => logs.find(/Redis is back/).length >= back + 2,
+      'both apps to resync',
+      10_000,
+    );
+    expect(
+      logs.find(
+        /Redis is back after [\d.]+ s: resynced 1 connection\(s\) and 0 ban\(s\); 1001 cluster message\(s\) were not sent meanwhile/,
+      ),
+    ).toHaveLength(1);
+    a.send('after');
+    expect(await b.line(0)).toBe('after');
+    // Nothing from the outage was held back and replayed.
+    expect(b.lines).toEqual(['after']);
+  });
+
+  it('counts connections per address across the cluster, without the accept path waiting for Redis', async () => {
+    const prefix = `rate-${++prefixes}`;
+    // The shared limiter from the module defaults: 2 a window per address.
+    const one = await boot(settings('rate-one', prefix), {});
+    const two = await boot(settings('rate-two', prefix), {});
+    const admitted = (client: LineClient) =>
+      logs.journal.waitFor(
+        () =>
+          logs.journal.entries.some(
+            (e) =>
+              e.context === `127.0.0.3:${client.socket.localPort}` &&
+              e.message === 'Connection established.',
+          ),
+        `the connection from port ${client.socket.localPort} to be admitted`,
+        5000,
+      );
+    const refused = async (client: LineClient) => {
+      await client.expectClosedByServer(5000);
+      expect(client.lines).toEqual([
+        'Too many connection attempts; please wait a moment.',
+      ]);
+    };
+    const from = async (port: number) => {
+      const client = await LineClient.connect(port, '127.0.0.3');
+      clients.push(client);
+      return client;
+    };
+
+    const key = `{${prefix}}:rate:127.0.0.3`;
+    await admitted(await from(one.port));
+    await admitted(await from(one.port));
+    // Admission did not wait for Redis: the count there follows.
+    await eventually(
+      () => inspect.get(key),
+      (count) => count === '2',
+      'Redis to count the first two connections',
+    );
+    // Two's own count lets the third in; the cluster's count, which it
+    // learns in the background, then closes the address on two as well.
+    await admitted(await from(two.port));
+    await logged(
+      /127\.0\.0\.3 opened more than 2 connection\(s\) in 10 s across the cluster: refused here for \d+ s/,
+    );
+    await refused(await from(two.port));
+    await refused(await from(one.port));
+    expect(Number(await inspect.get(key))).toBeGreaterThanOrEqual(4);
+    // Its own window ends it: nothing is left behind for good.
+    const ttl = await inspect.pttl(key);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(10_000);
+  });
+
+  it('shares a process’s configured bans, and serves again after its application closed', async () => {
+    const prefix = `reuse-${++prefixes}`;
+    const adapter = new RedisAdapter({
+      redis: { port: redis.port, host: '127.0.0.1', retryStrategy: () => 100 },
+      prefix,
+      nodeId: 'reused',
+    });
+    const bootWith = async (options: EarwaxTransportOptions) => {
+      const moduleRef = await Test.createTestingModule({
+        imports: [EarwaxModule.forRoot({ adapter })],
+      })
+        .setLogger(logs)
+        .compile();
+      const app = moduleRef.createNestMicroservice({
+        strategy: new EarwaxTransport({
+          host: '127.0.0.1',
+          port: 0,
+          ...options,
+        }),
+        logger: logs,
+      });
+      app.useLogger(logs);
+      apps.push(app);
+      await app.listen();
+      return app;
+    };
+    const other = await boot(settings('other', prefix));
+    const first = await bootWith({ blockList: ['198.51.100.0/24'] });
+    expect(adapter.available).toBe(true);
+    // The transport's configured ban, made before the adapter started, is
+    // the cluster's.
+    await eventually(
+      async () => other.app.get(BlockListService).isBlocked('198.51.100.7'),
+      (blocked) => blocked,
+      'the configured ban to reach the other process',
+    );
+    await first.close();
+    apps.splice(apps.indexOf(first), 1);
+    expect(adapter.available).toBe(false);
+    await bootWith({});
+    expect(adapter.available).toBe(true);
+    expect(logs.find('Joined the cluster as reused')).toHaveLength(2);
+    await eventually(
+      () => other.app.get(ConnectionRegistry).fetchConnections(),
+      (all) => all.length === 0,
+      'presence to be readable again',
+    );
+    expect(
+      await inspect
+        .zrange(`{${prefix}}:nodes`, '0', '-1')
+        .then((n) => n.sort()),
+    ).toEqual(['other', 'reused']);
+  });
+});
