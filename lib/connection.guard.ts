@@ -19,7 +19,7 @@ import type { ConnectionContext } from './connection-context.js';
  * @Injectable()
  * export class BlockListGuard extends ConnectionGuard {
  *   constructor(private readonly bans: BanService) { super(); }
- *   canConnect(ctx: ConnectionContext) {
+ *   override canConnect(ctx: ConnectionContext) {
  *     return !this.bans.isBanned(ctx.hostname);
  *   }
  * }

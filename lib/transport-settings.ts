@@ -140,8 +140,16 @@ export function resolveSettings(
     ),
     handlerErrorPolicy: options.handlerErrorPolicy ?? 'keep',
     logConnections: options.logConnections ?? true,
-    closeTimeout: options.closeTimeout ?? d.closeTimeout,
-    lingerTimeout: options.lingerTimeout ?? d.lingerTimeout,
+    closeTimeout: positive(
+      options.closeTimeout,
+      d.closeTimeout,
+      'closeTimeout',
+    ),
+    lingerTimeout: positive(
+      options.lingerTimeout,
+      d.lingerTimeout,
+      'lingerTimeout',
+    ),
   };
 }
 
