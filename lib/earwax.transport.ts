@@ -720,12 +720,20 @@ export class EarwaxTransport
       );
       socket.destroy();
     }, settings.headerTimeout);
+    // A proxy's health check connects and closes without a header: no
+    // warning for it, and no timer left behind.
+    const onEarlyClose = () => {
+      clearTimeout(timer);
+      ctx.logger.debug('Closed before a complete PROXY header.');
+    };
+    socket.once('close', onEarlyClose);
     const onData = (chunk: Buffer) => {
       let result: ProxyParseResult;
       try {
         result = parser.push(chunk);
       } catch (err) {
         clearTimeout(timer);
+        socket.off('close', onEarlyClose);
         socket.off('data', onData);
         ctx.logger.warn(`${describe(err)}: closed.`);
         socket.destroy();
@@ -733,6 +741,7 @@ export class EarwaxTransport
       }
       if (result.state === 'incomplete') return;
       clearTimeout(timer);
+      socket.off('close', onEarlyClose);
       socket.off('data', onData);
       socket.pause();
       // Whatever followed the header in its packet is the client's.

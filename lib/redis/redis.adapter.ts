@@ -168,7 +168,8 @@ export class RedisAdapter extends EarwaxAdapter {
     this.host = host;
     const { client, subscriber } = createClients(
       this.options.redis,
-      `earwax:${this.nodeId}`,
+      // CLIENT SETNAME takes no spaces.
+      `earwax:${this.nodeId.replace(/\s/g, '_')}`,
     );
     this.client = client;
     this.subscriber = subscriber;

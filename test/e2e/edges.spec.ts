@@ -195,7 +195,7 @@ describe('edge cases', () => {
     await client.closed;
     expect(client.lines).toEqual(['hi', 'short lines only']);
     expect(() => EarwaxModule.forRootAsync({})).toThrow(
-      /useFactory, useClass or useExisting/,
+      /useFactory, useClass, useExisting or adapter/,
     );
   });
 });

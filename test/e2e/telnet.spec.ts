@@ -1159,7 +1159,7 @@ describe('telnet mode', () => {
 
   it('answers DO MSSP with NAME, live PLAYERS, UPTIME and the configured variables', async () => {
     const before = Math.floor(Date.now() / 1000);
-    await boot({
+    const { port } = await boot({
       telnet: {
         mssp: {
           name: 'Test MUD',
@@ -1182,10 +1182,14 @@ describe('telnet mode', () => {
       'NAME',
       'PLAYERS',
       'UPTIME',
+      'PORT',
       'CODEBASE',
       'LANGUAGE',
     ]);
     expect(mssp.NAME).toEqual(['Test MUD']);
+    // Where to connect: this (plain, telnet) listener's port; no TLS one.
+    expect(mssp.PORT).toEqual([String(port)]);
+    expect(mssp.SSL).toBeUndefined();
     expect(mssp.PLAYERS).toEqual(['3']);
     expect(mssp.CODEBASE).toEqual(['nestjs-earwax']);
     expect(mssp.LANGUAGE).toEqual(['English', 'French']);

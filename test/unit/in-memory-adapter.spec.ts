@@ -8,7 +8,10 @@ import {
   InMemoryAdapter,
   type ConnectionContext,
 } from '../../lib/index.js';
-import { fakeContext, recordingHost } from '../support/redis-adapter-fixtures.js';
+import {
+  fakeContext,
+  recordingHost,
+} from '../support/redis-adapter-fixtures.js';
 
 beforeAll(() => Logger.overrideLogger(false));
 
