@@ -3,12 +3,8 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller, type INestApplication, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import {
   BlockListService,
@@ -19,6 +15,7 @@ import {
   EarwaxModule,
   EarwaxTransport,
 } from '../../lib/index.js';
+import { makeCertificate } from '../support/certificates.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
@@ -240,36 +237,7 @@ describe('EarwaxMetrics fed by a running transport', () => {
   });
 
   it('counts a TLS connection as on the wire, handshake included, and releases it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'earwax-metrics-'));
-    let key: Buffer;
-    let cert: Buffer;
-    try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          join(dir, 'key.pem'),
-          '-out',
-          join(dir, 'cert.pem'),
-          '-days',
-          '1',
-          '-subj',
-          '/CN=localhost',
-        ],
-        { stdio: 'ignore' },
-      );
-      key = readFileSync(join(dir, 'key.pem'));
-      cert = readFileSync(join(dir, 'cert.pem'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const { key, cert } = makeCertificate('metrics');
     booted = await bootEarwax(
       {
         controllers: [GameController],

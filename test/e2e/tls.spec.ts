@@ -1,19 +1,9 @@
 import 'reflect-metadata';
-import {
-  afterAll,
-  afterEach,
-  beforeAll,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
   ConnectionContext,
@@ -22,6 +12,7 @@ import {
   EarwaxTransport,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import { makeCertificate } from '../support/certificates.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
 import { Waiters } from '../support/waiters.js';
@@ -44,37 +35,6 @@ class TlsController {
   echo(@Payload() line: string) {
     return `echo ${line}`;
   }
-}
-
-/**
- * A self-signed certificate for localhost, made by the openssl CLI for this
- * run (test fixtures are generated, never fetched).
- */
-function makeCertificate(dir: string, name: string) {
-  const key = join(dir, `${name}.key`);
-  const cert = join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      `/CN=localhost/O=${name}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { key: readFileSync(key), cert: readFileSync(cert) };
 }
 
 /** A TLS line client that records every line it gets. */
@@ -113,7 +73,6 @@ class TlsLineClient {
 }
 
 describe('TLS listener', () => {
-  let dir: string;
   let first: { key: Buffer; cert: Buffer };
   let second: { key: Buffer; cert: Buffer };
   const running: Booted[] = [];
@@ -121,11 +80,9 @@ describe('TLS listener', () => {
   let journal: Journal;
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'earwax-tls-'));
-    first = makeCertificate(dir, 'first');
-    second = makeCertificate(dir, 'second');
+    first = makeCertificate('first');
+    second = makeCertificate('second');
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(async () => {
     for (const socket of sockets.splice(0)) socket.destroy();
     await Promise.all(running.splice(0).map((b) => b.app.close()));
