@@ -1,7 +1,21 @@
 import 'reflect-metadata';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import {
   BlockListService,
   ConnectionContext,
@@ -9,14 +23,27 @@ import {
   EarwaxModule,
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
+import {
+  EarwaxTestClient,
+  EarwaxTesting,
+  type EarwaxTestServer,
+} from '../../lib/testing/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import {
+  makeCertificate,
+  type TestCertificate,
+} from '../support/certificates.js';
+import { within } from '../support/counting-client.js';
 import { Haproxy, type SendProxyVersion } from '../support/haproxy.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
+import { Waiters } from '../support/waiters.js';
 
 const JOURNAL = 'JOURNAL';
 /** Generous for a loaded 2-core machine; every wait inside is bounded too. */
 const TEST_TIMEOUT_MS = 10_000;
+/** How long a killed child process may take to exit. */
+const STOP_TIMEOUT_MS = 3000;
 
 /** Records every event with the address Earwax saw, and echoes lines. */
 @Controller()
@@ -236,4 +263,252 @@ describe('behind a real HAProxy', () => {
     },
     TEST_TIMEOUT_MS,
   );
+});
+
+describe('TLS passthrough: a real HAProxy (mode tcp) in front of a TLS listener with the PROXY protocol', () => {
+  let cert: TestCertificate;
+  let certDir: string;
+  /** The test certificate as a file, for `openssl s_client -CAfile`. */
+  let caFile: string;
+  let server: EarwaxTestServer | undefined;
+  let haproxy: Haproxy | undefined;
+  let journal: Journal;
+  const sockets: Socket[] = [];
+  const children: Array<{ child: ChildProcess; exited: Promise<void> }> = [];
+
+  beforeAll(() => {
+    cert = makeCertificate('haproxy passthrough');
+    certDir = mkdtempSync(join(tmpdir(), 'earwax-haproxy-tls-'));
+    caFile = join(certDir, 'ca.pem');
+    writeFileSync(caFile, cert.cert);
+  });
+
+  afterAll(() => {
+    rmSync(certDir, { recursive: true, force: true });
+  });
+
+  afterEach(async () => {
+    for (const socket of sockets.splice(0)) socket.destroy();
+    for (const { child, exited } of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+      }
+      await within(exited, STOP_TIMEOUT_MS, 'openssl s_client to exit');
+    }
+    try {
+      await haproxy?.stop();
+    } finally {
+      haproxy = undefined;
+      await server?.close();
+      server = undefined;
+    }
+  });
+
+  /**
+   * Earwax with one TLS listener that requires the PROXY protocol from
+   * 127.0.0.1, and HAProxy forwarding to it in TCP mode (no `ssl` on its
+   * side: the TLS bytes pass through), with the given PROXY version.
+   */
+  async function boot(
+    version: SendProxyVersion,
+  ): Promise<{ server: EarwaxTestServer; port: number }> {
+    journal = new Journal();
+    server = await EarwaxTesting.createServer(
+      {
+        imports: [EarwaxModule.forRoot()],
+        controllers: [WhoController],
+        providers: [{ provide: JOURNAL, useValue: journal }],
+      },
+      {
+        transport: {
+          encoding: 'utf8',
+          listeners: [
+            {
+              name: 'tls',
+              port: 0,
+              tls: { key: cert.key, cert: cert.cert },
+              proxyProtocol: { trustedProxies: ['127.0.0.1'] },
+            },
+          ],
+        },
+      },
+    );
+    haproxy = await Haproxy.start({
+      earwaxPort: server.addressOf('tls').port,
+      versions: [version],
+    });
+    return { server, port: haproxy.port(version) };
+  }
+
+  /** `openssl s_client` from `from`, verifying the game's certificate. */
+  function sClient(port: number, from: string) {
+    const child = spawn(
+      'openssl',
+      [
+        's_client',
+        '-connect',
+        `127.0.0.1:${port}`,
+        '-bind',
+        `${from}:0`,
+        '-servername',
+        'localhost',
+        '-CAfile',
+        caFile,
+        // A certificate that does not verify ends the handshake: the one
+        // that does can only be the game's, so TLS went through HAProxy.
+        '-verify_return_error',
+        '-quiet',
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    let errors = '';
+    let ended: string | undefined;
+    const waits = new Waiters(
+      () =>
+        `s_client wrote ${JSON.stringify(output)}; its stderr: ${JSON.stringify(errors.slice(-1000))}`,
+    );
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', (code, signal) => {
+        ended ??= signal ? `signal ${signal}` : `code ${code}`;
+        waits.wake();
+        resolve();
+      });
+      child.once('error', (err) => {
+        ended ??= `spawn failed: ${err.message} (is the openssl package installed? .ci/run installs it)`;
+        waits.wake();
+        resolve();
+      });
+    });
+    children.push({ child, exited });
+    // A write after s_client has gone is reported by expectOutput.
+    child.stdin.on('error', () => undefined);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (text: string) => {
+      output += text;
+      waits.wake();
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      errors += text;
+      waits.wake();
+    });
+    return {
+      send: (line: string) => child.stdin.write(`${line}\n`),
+      /** Waits for `text` in its output; fails at once if it exits first. */
+      async expectOutput(text: string): Promise<void> {
+        const what = JSON.stringify(text);
+        await waits.until(
+          () => output.includes(text) || ended !== undefined,
+          what,
+          5000,
+        );
+        if (!output.includes(text)) {
+          throw new Error(
+            `openssl s_client ended (${ended}) before writing ${what}; it wrote ${JSON.stringify(output)}; its stderr: ${JSON.stringify(errors.slice(-1000))}`,
+          );
+        }
+      },
+    };
+  }
+
+  describe.each<{ version: SendProxyVersion; send: string }>([
+    { version: 1, send: 'send-proxy' },
+    { version: 2, send: 'send-proxy-v2' },
+  ])('PROXY v$version ($send)', ({ version }) => {
+    it(
+      'serves openssl s_client from 127.0.0.2 over TLS through HAProxy, as 127.0.0.2, and echo works both ways',
+      async () => {
+        const { server, port } = await boot(version);
+        const client = sClient(port, '127.0.0.2');
+        // s_client sends it once its handshake is done; a failure shows
+        // what s_client said.
+        client.send('hello through haproxy');
+        await client.expectOutput('you are 127.0.0.2: hello through haproxy');
+        expect(journal.entries).toEqual([
+          expect.stringMatching(
+            /^connect:127\.0\.0\.2:\d+ address 127\.0\.0\.2 via 127\.0\.0\.1$/,
+          ),
+          'data:127.0.0.2:hello through haproxy',
+        ]);
+
+        expect(server.registry.size).toBe(1);
+        const [ctx] = [...server.registry];
+        expect(ctx.listener).toBe('tls');
+        expect(ctx.hostname).toBe('127.0.0.2');
+        expect(ctx.proxy?.address).toBe('127.0.0.1');
+        // The header named s_client's own port, not HAProxy's.
+        expect(ctx.port).not.toBe(ctx.proxy?.port);
+        expect(ctx.tls?.protocol).toMatch(/^TLSv1\.[23]$/);
+        expect(ctx.tls?.servername).toBe('localhost');
+        ctx.sendString('a word from the game');
+        await client.expectOutput('a word from the game');
+      },
+      TEST_TIMEOUT_MS,
+    );
+
+    it(
+      'refuses a banned client address before the TLS handshake (no TLS byte goes back), and serves the others',
+      async () => {
+        const { server, port } = await boot(version);
+        server.app.get(BlockListService).ban('127.0.0.2');
+
+        const raw = netConnect({
+          host: '127.0.0.1',
+          port,
+          localAddress: '127.0.0.2',
+        });
+        sockets.push(raw);
+        raw.on('error', () => undefined);
+        await within(once(raw, 'connect'), 3000, 'connecting to HAProxy');
+        const hello = tlsConnect({
+          socket: raw,
+          ca: cert.cert,
+          servername: 'localhost',
+        });
+        hello.on('error', () => undefined);
+        let secured = false;
+        hello.once('secureConnect', () => (secured = true));
+        // The ClientHello went to HAProxy and on to Earwax, which read the
+        // PROXY header, found the real address banned and closed: HAProxy
+        // then closes the client's side.
+        await within(
+          once(raw, 'close'),
+          5000,
+          'HAProxy to close the banned client',
+        );
+        await journal.waitForEntry('block:blocked:127.0.0.2');
+        expect(raw.bytesRead).toBe(0);
+        expect(secured).toBe(false);
+        expect(server.logs.find(/TLS handshake/)).toEqual([]);
+
+        // Another address gets in over TLS through the same frontend.
+        const other = await EarwaxTestClient.connect({
+          port,
+          from: '127.0.0.3',
+          tls: { ca: cert.cert, servername: 'localhost' },
+        });
+        try {
+          // `client <address:port> → ...`: the client's own end.
+          const [, self] = other.label.split(' ');
+          await journal.waitForEntry(
+            `connect:${self} address 127.0.0.3 via 127.0.0.1`,
+          );
+          other.send('still served');
+          await other.expectLine('you are 127.0.0.3: still served');
+        } finally {
+          await other.close();
+        }
+        expect(
+          journal.entries.filter(
+            (e) => e.startsWith('block:') || e.startsWith('connect:'),
+          ),
+        ).toEqual([
+          'block:blocked:127.0.0.2',
+          expect.stringMatching(/^connect:127\.0\.0\.3:/),
+        ]);
+      },
+      TEST_TIMEOUT_MS,
+    );
+  });
 });

@@ -29,7 +29,8 @@ export async function bootEarwax(
     .compile();
   const transport = new EarwaxTransport({
     host: '127.0.0.1',
-    port: 0,
+    // Listeners name their own ports.
+    ...(options.listeners === undefined ? { port: 0 } : {}),
     ...options,
   });
   const app = moduleRef.createNestMicroservice({

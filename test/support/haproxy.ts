@@ -15,7 +15,12 @@ export type SendProxyVersion = 1 | 2;
 
 /** Options of {@link startHaproxy}. */
 export interface HaproxyOptions {
-  /** The port of the Earwax listener on 127.0.0.1 that HAProxy forwards to. */
+  /**
+   * The port of the Earwax listener on 127.0.0.1 that HAProxy forwards to:
+   * a plain one, or a TLS one for TLS passthrough (HAProxy runs in `mode
+   * tcp` and never terminates TLS, so the client's TLS bytes follow the
+   * PROXY header as they came).
+   */
   readonly earwaxPort: number;
   /** One frontend (with its own port) per version; default `[1, 2]`. */
   readonly versions?: readonly SendProxyVersion[];
@@ -155,7 +160,8 @@ function probe(port: number): Promise<'accepted' | 'not yet'> {
 /**
  * A real HAProxy, `haproxy -f <cfg> -db` (foreground, no daemon), in front of
  * an Earwax listener: one frontend on 127.0.0.1 per PROXY version, each
- * forwarding to Earwax with `send-proxy` (v1) or `send-proxy-v2` (v2).
+ * forwarding to Earwax with `send-proxy` (v1) or `send-proxy-v2` (v2), in
+ * `mode tcp`, so the same configuration serves a TLS listener (passthrough).
  */
 export class Haproxy {
   /** Everything HAProxy wrote (stdout and stderr), the last few KiB. */

@@ -1,7 +1,10 @@
 import type { TerminalCapabilities, TerminalInfo } from '../../../lib/index.js';
 import type { Player } from './mud-session.js';
 
-/** What `stats` shows: what the client told the server, and how. */
+/**
+ * What `stats` shows: what the client told the server, and how it is
+ * connected.
+ */
 export function clientReport(player: Player): string[] {
   const { client, terminal, window } = player.data;
   return [
@@ -10,7 +13,17 @@ export function clientReport(player: Player): string[] {
     `Capabilities (MTTS): ${describeCapabilities(terminal)}`,
     `Window (NAWS): ${window === undefined ? 'not told' : `${window.width}x${window.height}`}`,
     `Encoding: ${player.encoding}`,
+    `Connection: ${describeConnection(player)}`,
   ];
+}
+
+/** Whether the player's connection is encrypted, and how. */
+function describeConnection(player: Player): string {
+  const tls = player.tls;
+  if (tls === undefined) return 'plain telnet (not encrypted)';
+  // Both are known once the handshake is done, which admission waits for.
+  const how = [tls.protocol, tls.cipher].filter((part) => part !== undefined);
+  return `secure (${how.join(', ')})`;
 }
 
 function describeTerminal(terminal: TerminalInfo | undefined): string {

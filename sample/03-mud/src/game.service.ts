@@ -79,14 +79,15 @@ export class GameService {
     return `You say, "${text}"`;
   }
 
-  /** Everyone logged in, and where they are. */
+  /** Everyone logged in, where they are, and who came in over TLS. */
   who(): string[] {
     const players = this.registry.filter((ctx) => nameOf(ctx) !== undefined);
     return [
       `Players online (${players.length}):`,
-      ...players.map(
-        (ctx) => `  ${nameOf(ctx)} - ${this.roomOfPlayer(ctx as Player).name}`,
-      ),
+      ...players.map((ctx) => {
+        const secure = ctx.tls === undefined ? '' : ' (secure)';
+        return `  ${nameOf(ctx)}${secure} - ${this.roomOfPlayer(ctx as Player).name}`;
+      }),
     ];
   }
 

@@ -1,11 +1,13 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { EarwaxTransport } from '../../../lib/index.js';
 import { AppModule } from './app.module.js';
-import { mudTransportOptions } from './mud.options.js';
+import { mudTransportOptions, tlsNotice } from './mud.options.js';
 
 async function bootstrap(): Promise<void> {
-  // Read first: a bad PORT stops the server before anything starts.
+  // Read first: a bad PORT, TLS_PORT, TLS_KEY or TLS_CERT stops the server
+  // before anything starts.
   const options = mudTransportOptions();
   const app = await NestFactory.createMicroservice(AppModule, {
     strategy: new EarwaxTransport(options),
@@ -13,6 +15,8 @@ async function bootstrap(): Promise<void> {
   // SIGTERM or Ctrl-C closes gracefully: every player gets the goodbye.
   app.enableShutdownHooks();
   await app.listen();
+  const notice = tlsNotice(options);
+  if (notice !== undefined) new Logger('EarwaxTinyMud').log(notice);
 }
 
 bootstrap().catch((err: unknown) => {

@@ -1,6 +1,17 @@
 import 'reflect-metadata';
-import { afterEach, describe, expect, it } from '@jest/globals';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  it,
+} from '@jest/globals';
 import { scryptSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import {
   ConnectionRegistry,
   TelnetCommand,
@@ -17,10 +28,17 @@ import { AccountService } from '../src/account.service.js';
 import { AppModule } from '../src/app.module.js';
 import { HELP } from '../src/game.controller.js';
 import {
+  DEFAULT_TLS_PORT,
   MUD_NAME,
   mudTransportOptions,
   SHUTDOWN_MESSAGE,
+  TLS_OFF_NOTICE,
+  tlsNotice,
 } from '../src/mud.options.js';
+import {
+  makeCertificate,
+  type TestCertificate,
+} from '../../../test/support/certificates.js';
 
 const { IAC, WILL, WONT, DO, GA, EOR } = TelnetCommand;
 const Option = TelnetOption;
@@ -41,14 +59,39 @@ const TAVERN = [
   'Exits: south, up.',
 ];
 
-/** How a test player's MUD client behaves, and where it connects from. */
-type MudClient = EarwaxTestTelnetOptions & { from?: string };
+/**
+ * How a test player's MUD client behaves, where it connects from, and to
+ * which listener (with TLS for the `tls` one).
+ */
+type MudClient = EarwaxTestTelnetOptions & {
+  from?: string;
+  listener?: string;
+  tls?: ConnectionOptions;
+};
 
 /** What a standard client agrees to: the password echo, and EOR prompts. */
 const STANDARD: MudClient = { accept: [Option.ECHO, Option.EOR] };
 
 describe('sample 03-mud', () => {
   let server: EarwaxTestServer | undefined;
+  /** The test certificate, and where its PEM files are. */
+  let certificate: TestCertificate;
+  let certDir: string;
+  let keyFile: string;
+  let certFile: string;
+
+  beforeAll(() => {
+    certificate = makeCertificate('Earwax Tiny MUD');
+    certDir = mkdtempSync(join(tmpdir(), 'earwax-mud-tls-'));
+    keyFile = join(certDir, 'key.pem');
+    certFile = join(certDir, 'cert.pem');
+    writeFileSync(keyFile, certificate.key);
+    writeFileSync(certFile, certificate.cert);
+  });
+
+  afterAll(() => {
+    rmSync(certDir, { recursive: true, force: true });
+  });
 
   afterEach(async () => {
     await server?.close();
@@ -62,6 +105,31 @@ describe('sample 03-mud', () => {
     return server;
   }
 
+  /** Boots the game as `TLS_KEY=... TLS_CERT=...` would, on free ports. */
+  async function bootWithTls(
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<EarwaxTestServer> {
+    server = await EarwaxTesting.createServer(AppModule, {
+      transport: mudTransportOptions({
+        TLS_KEY: keyFile,
+        TLS_CERT: certFile,
+        PORT: '0',
+        TLS_PORT: '0',
+        ...env,
+      }),
+    });
+    return server;
+  }
+
+  /** A client of the `tls` listener that trusts the test certificate. */
+  function overTls(options: MudClient = STANDARD): MudClient {
+    return {
+      ...options,
+      listener: 'tls',
+      tls: { ca: certificate.cert, servername: 'localhost' },
+    };
+  }
+
   function app(): EarwaxTestServer {
     if (!server) throw new Error('boot() first');
     return server;
@@ -71,8 +139,8 @@ describe('sample 03-mud', () => {
   async function connect(
     options: MudClient = STANDARD,
   ): Promise<EarwaxTestClient> {
-    const { from, ...telnet } = options;
-    const client = await app().connect({ telnet, from });
+    const { from, listener, tls, ...telnet } = options;
+    const client = await app().connect({ telnet, from, listener, tls });
     expect(await client.telnet.readPrompt()).toEqual(WELCOME);
     return client;
   }
@@ -421,6 +489,7 @@ describe('sample 03-mud', () => {
       'Capabilities (MTTS): ansi, utf8, colors256',
       'Window (NAWS): 100x40',
       'Encoding: utf8',
+      'Connection: plain telnet (not encrypted)',
       '> ',
     ]);
     await app().logs.waitFor(
@@ -438,6 +507,7 @@ describe('sample 03-mud', () => {
       'Capabilities (MTTS): not told',
       'Window (NAWS): not told',
       'Encoding: utf8',
+      'Connection: plain telnet (not encrypted)',
       '> ',
     ]);
     expect(negotiationAt(plain, DO, Option.TTYPE)).toBeGreaterThan(-1);
@@ -483,7 +553,7 @@ describe('sample 03-mud', () => {
       'Bob has entered the world.',
       '> ',
     ]);
-    expect((await ask(bob, 'stats')).at(-2)).toBe('Encoding: latin1');
+    expect((await ask(bob, 'stats')).at(-3)).toBe('Encoding: latin1');
 
     const bobHears = bob.telnet.readPrompt();
     await ask(alice, 'say Crème brûlée, ÿes');
@@ -539,5 +609,190 @@ describe('sample 03-mud', () => {
       mudTransportOptions({ PROXY_FROM: '10.0.0.5, 10.0.1.0/24' })
         .proxyProtocol,
     ).toEqual({ trustedProxies: ['10.0.0.5', '10.0.1.0/24'] });
+    // Without TLS_KEY and TLS_CERT: one plain listener, and a notice.
+    expect(mudTransportOptions({}).listeners).toBeUndefined();
+    expect(tlsNotice(mudTransportOptions({}))).toBe(TLS_OFF_NOTICE);
+    expect(TLS_OFF_NOTICE).toMatch(/TLS_KEY and TLS_CERT/);
+  });
+
+  it('adds a tls listener beside the telnet one when TLS_KEY and TLS_CERT are set, with PROXY_FROM on both', () => {
+    const options = mudTransportOptions({
+      HOST: '0.0.0.0',
+      PORT: '4100',
+      TLS_KEY: keyFile,
+      TLS_CERT: certFile,
+      PROXY_FROM: '10.0.0.5',
+    });
+    expect(options).toMatchObject({
+      host: '0.0.0.0',
+      encoding: 'utf8',
+      telnet: { mssp: { name: MUD_NAME } },
+      proxyProtocol: { trustedProxies: ['10.0.0.5'] },
+    });
+    // With listeners, the transport refuses a transport-level port.
+    expect(options.port).toBeUndefined();
+    expect(options.listeners).toEqual([
+      { name: 'telnet', port: 4100 },
+      {
+        name: 'tls',
+        port: DEFAULT_TLS_PORT,
+        tls: { key: certificate.key, cert: certificate.cert },
+      },
+    ]);
+    // Neither listener overrides the transport's PROXY protocol setting.
+    for (const listener of options.listeners ?? []) {
+      expect(listener.proxyProtocol).toBeUndefined();
+    }
+    expect(tlsNotice(options)).toBeUndefined();
+    expect(
+      mudTransportOptions({
+        TLS_KEY: keyFile,
+        TLS_CERT: certFile,
+        TLS_PORT: '5443',
+      }).listeners?.map((l) => `${l.name}:${l.port}`),
+    ).toEqual(['telnet:4000', 'tls:5443']);
+  });
+
+  it('stops at start with a message naming the variable for a bad TLS setting', () => {
+    const missing = join(certDir, 'no-such-file.pem');
+    const tls = { TLS_KEY: keyFile, TLS_CERT: certFile };
+    expect(() => mudTransportOptions({ TLS_KEY: keyFile })).toThrow(
+      'TLS_KEY is set but TLS_CERT is not: TLS needs both (paths to a PEM key and its certificate), or neither.',
+    );
+    expect(() => mudTransportOptions({ TLS_CERT: certFile })).toThrow(
+      /^TLS_CERT is set but TLS_KEY is not/,
+    );
+    expect(() => mudTransportOptions({ ...tls, TLS_KEY: missing })).toThrow(
+      `TLS_KEY: cannot read ${missing}: ENOENT`,
+    );
+    expect(() => mudTransportOptions({ ...tls, TLS_CERT: missing })).toThrow(
+      `TLS_CERT: cannot read ${missing}: ENOENT`,
+    );
+    // The two files swapped: each is named for what it is not.
+    expect(() =>
+      mudTransportOptions({ TLS_KEY: certFile, TLS_CERT: keyFile }),
+    ).toThrow(`TLS_KEY: ${certFile} is not a PEM private key`);
+    expect(() => mudTransportOptions({ ...tls, TLS_CERT: keyFile })).toThrow(
+      `TLS_CERT: ${keyFile} is not a PEM certificate`,
+    );
+    // A key and someone else's certificate.
+    const otherKey = join(certDir, 'other-key.pem');
+    writeFileSync(otherKey, makeCertificate('other').key);
+    expect(() => mudTransportOptions({ ...tls, TLS_KEY: otherKey })).toThrow(
+      `TLS_KEY (${otherKey}) is not the key of the certificate in TLS_CERT (${certFile})`,
+    );
+    expect(() => mudTransportOptions({ ...tls, TLS_PORT: 'ssl' })).toThrow(
+      'TLS_PORT must be a whole number, 0 to 65535; got "ssl".',
+    );
+    expect(() => mudTransportOptions({ ...tls, TLS_PORT: '65536' })).toThrow(
+      /^TLS_PORT must be a whole number/,
+    );
+    expect(() =>
+      mudTransportOptions({ ...tls, PORT: '4443', TLS_PORT: '4443' }),
+    ).toThrow('TLS_PORT must differ from PORT; both are 4443.');
+    expect(() => mudTransportOptions({ TLS_PORT: '4443' })).toThrow(
+      /^TLS_PORT is set but TLS is off: set TLS_KEY and TLS_CERT/,
+    );
+    expect(() => mudTransportOptions({ ...tls, PORT: '-1' })).toThrow(
+      /^PORT must be a whole number/,
+    );
+  });
+
+  it('puts a TLS player and a plain telnet player in one game: they see and hear each other, and who shows the secure one', async () => {
+    const game = await bootWithTls();
+    expect(game.transport.listenerNames).toEqual(['telnet', 'tls']);
+    const secure = await login('Sarah', 'sarah-pw', overTls());
+    const sarahHears = secure.telnet.readPrompt();
+    const plain = await login('Paul', 'paul-pw', {
+      ...STANDARD,
+      listener: 'telnet',
+      from: '127.0.0.2',
+    });
+    expect(await sarahHears).toEqual(['Paul has entered the world.', '> ']);
+    expect(plain.lines.slice(-2)).toEqual(['Also here: Sarah.', '> ']);
+
+    const paulHears = plain.telnet.readPrompt();
+    expect(await ask(secure, 'say Hello over TLS!')).toEqual([
+      'You say, "Hello over TLS!"',
+      '> ',
+    ]);
+    expect(await paulHears).toEqual(['Sarah says, "Hello over TLS!"', '> ']);
+    const sarahHearsPaul = secure.telnet.readPrompt();
+    await ask(plain, "'and back in the clear");
+    expect(await sarahHearsPaul).toEqual([
+      'Paul says, "and back in the clear"',
+      '> ',
+    ]);
+
+    const who = [
+      'Players online (2):',
+      '  Sarah (secure) - Town Square',
+      '  Paul - Town Square',
+      '> ',
+    ];
+    expect(await ask(plain, 'who')).toEqual(who);
+    expect(await ask(secure, 'who')).toEqual(who);
+    expect((await ask(secure, 'stats')).at(-2)).toMatch(
+      /^Connection: secure \(TLSv1\.3, TLS_\w+\)$/,
+    );
+    expect((await ask(plain, 'stats')).at(-2)).toBe(
+      'Connection: plain telnet (not encrypted)',
+    );
+    expect(
+      [...game.registry]
+        .map((ctx) => `${ctx.listener}:${ctx.hostname}:${ctx.isTelnet}`)
+        .sort(),
+    ).toEqual(['telnet:127.0.0.2:true', 'tls:127.0.0.1:true']);
+
+    const sarahHearsQuit = secure.telnet.readPrompt();
+    plain.send('quit');
+    await plain.expectClose();
+    expect(await sarahHearsQuit).toEqual(['Paul has left the world.', '> ']);
+  });
+
+  it('answers MSSP on both listeners with the plain port as PORT and the TLS port as SSL', async () => {
+    const game = await bootWithTls();
+    const plainPort = game.addressOf('telnet').port;
+    const tlsPort = game.addressOf('tls').port;
+    expect(plainPort).not.toBe(tlsPort);
+    const crawlers = [
+      await connect({ accept: [Option.MSSP], listener: 'telnet' }),
+      await connect(overTls({ accept: [Option.MSSP] })),
+    ];
+    for (const crawler of crawlers) {
+      await crawler.waitFor(
+        () => crawler.telnet.mssp !== undefined,
+        'an MSSP subnegotiation',
+      );
+      expect(crawler.telnet.mssp).toMatchObject({
+        NAME: [MUD_NAME],
+        PORT: [String(plainPort)],
+        SSL: [String(tlsPort)],
+        CODEBASE: ['nestjs-earwax'],
+      });
+    }
+  });
+
+  it('requires the PROXY protocol from PROXY_FROM on the TLS listener as on the plain one', async () => {
+    const game = await bootWithTls({ PROXY_FROM: '10.0.0.5' });
+    // Straight from 127.0.0.3, not a trusted proxy: closed before anything
+    // is read, TLS handshake or not.
+    const direct = [
+      await game.connect({ listener: 'telnet', from: '127.0.0.3' }),
+      await game.connect({ listener: 'tls', from: '127.0.0.3' }),
+    ];
+    for (const client of direct) {
+      await client.expectClose();
+      expect(client.received.length).toBe(0);
+    }
+    // Logged just before each socket was closed. A log context names the
+    // client's end, as a test client's label does (`client <ip:port> → ...`).
+    expect(
+      game.logs
+        .find(/not a trusted proxy/, 'warn')
+        .map((entry) => entry.context)
+        .sort(),
+    ).toEqual(direct.map((client) => client.label.split(' ')[1]).sort());
+    expect(game.registry.size).toBe(0);
   });
 });
