@@ -383,6 +383,29 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
   }
 
   /**
+   * How many sockets of `address` the other processes of the cluster hold,
+   * as this process last heard from them: what `maxConnectionsPerIp` adds
+   * to this process's own count. Answered from memory, at once; it lags the
+   * other processes by the adapter's propagation delay (with `RedisAdapter`,
+   * one pub/sub message, or at worst one heartbeat).
+   *
+   * @param address An IP address (`ConnectionContext.hostname`).
+   * @returns 0 without a cluster adapter, or while the other processes
+   *   cannot be reached.
+   */
+  heldElsewhere(address: string): number {
+    return this.peers === null ? 0 : this.peers.heldElsewhere(address);
+  }
+
+  /**
+   * @internal A transport of this process holds one more or one fewer
+   * socket of `address` (only transports with `maxConnectionsPerIp` say so).
+   */
+  heldChanged(address: string, delta: 1 | -1): void {
+    if (this.peers !== null) this.peers.heldChanged(address, delta);
+  }
+
+  /**
    * @internal Delivers a broadcast from another process to this one's
    * connections.
    */

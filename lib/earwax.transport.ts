@@ -1410,6 +1410,8 @@ export class EarwaxTransport
       this.settings.maxConnectionsPerIp,
       this.settings.connectionRate,
       this.logger,
+      // Read at each call: bind() may replace the registry (while idle).
+      () => this.registry,
     );
   }
 

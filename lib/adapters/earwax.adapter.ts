@@ -25,7 +25,7 @@ import type {
  * `EarwaxModule.forRoot({ adapter })` or `forRootAsync({ adapter })`.
  *
  * The mirror methods (`presenceChanged`, `presenceRemoved`,
- * `banChanged`) are called synchronously on the paths that change local
+ * `banChanged`, `heldChanged`) are called synchronously on the paths that change local
  * state: they must return at once and never throw.
  *
  * @publicApi
@@ -59,6 +59,31 @@ export abstract class EarwaxAdapter {
 
   /** A local connection left. */
   abstract presenceRemoved(id: string): void;
+
+  /**
+   * A transport of this process holds one more (`delta` 1) or one fewer
+   * (`-1`) socket of `address`, for a `maxConnectionsPerIp` that counts
+   * every process's sockets. A mirror method: it must return at once and
+   * never throw. The default ignores it (each process counts alone).
+   *
+   * @param _address The client's IP address.
+   * @param _delta `1` or `-1`.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  heldChanged(_address: string, _delta: 1 | -1): void {}
+
+  /**
+   * How many sockets of `address` the other processes hold, as this process
+   * last heard: read synchronously on the accept path, so it must answer
+   * from memory and never wait. The default (and any adapter while the
+   * other processes cannot be reached) answers 0.
+   *
+   * @param _address The client's IP address.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  heldElsewhere(_address: string): number {
+    return 0;
+  }
 
   /** The local block list changed (not by `applyBanChange`). */
   abstract banChanged(change: SharedBanChange): void;

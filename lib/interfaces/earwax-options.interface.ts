@@ -305,7 +305,10 @@ export interface EarwaxTransportOptions {
   /**
    * Connections one IP address may hold at once; one more is refused with
    * `too_many_connections`. Mind players behind one NAT (a school, a
-   * campus). `false` for no limit.
+   * campus). With a cluster adapter (`RedisAdapter`) the count covers every
+   * process of the game, from a local cache kept up to date in the
+   * background, so a burst spread over processes can briefly exceed it.
+   * `false` for no limit.
    * @default 50
    */
   maxConnectionsPerIp?: number | false;

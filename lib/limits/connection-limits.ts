@@ -6,8 +6,27 @@ import {
 import type { ConnectionRateOptions } from '../interfaces/earwax-options.interface.js';
 
 /**
+ * What the limits ask of the rest of the cluster: the application's
+ * `ConnectionRegistry`, which asks its adapter.
+ *
+ * @internal
+ */
+export interface ClusterHeldCounts {
+  /** Sockets of `ip` the other processes hold, as last heard (no waiting). */
+  heldElsewhere(ip: string): number;
+  /** This process holds one more (1) or one fewer (-1) socket of `ip`. */
+  heldChanged(ip: string, delta: 1 | -1): void;
+}
+
+/**
  * Per-address admission limits of one transport: how many sockets each IP
  * holds, and how fast each IP opens new ones.
+ *
+ * With a cluster adapter, `maxConnectionsPerIp` counts the address's sockets
+ * on every process: this transport's own count plus what the adapter last
+ * heard of the others, read from memory, so the accept path never waits.
+ * A burst from one address spread over several processes can exceed the
+ * limit until their counts have reached each other (see `RedisAdapter`).
  *
  * @internal
  */
@@ -15,10 +34,19 @@ export class ConnectionLimits {
   private readonly held = new Map<string, number>();
   private readonly limiter: RateLimiterAbstract | null;
 
+  /**
+   * @param maxPerIp `maxConnectionsPerIp`.
+   * @param rate `connectionRate`: options, a limiter, or none.
+   * @param logger Where a failing limiter is reported.
+   * @param cluster The counts of the other processes (the registry, read on
+   *   each call, as the transport may be bound to another one). Without it,
+   *   this transport counts alone.
+   */
   constructor(
     private readonly maxPerIp: number | false,
     rate: ConnectionRateOptions | RateLimiterAbstract | false,
     private readonly logger: Logger,
+    private readonly cluster?: () => ClusterHeldCounts,
   ) {
     if (rate === false) {
       this.limiter = null;
@@ -37,12 +65,18 @@ export class ConnectionLimits {
   /**
    * Counts a socket from `ip` until {@link release}.
    *
-   * @returns Whether `ip` was within `maxConnectionsPerIp` before this one.
+   * @returns Whether `ip` was within `maxConnectionsPerIp` before this one,
+   *   counting the other processes' sockets as last heard.
    */
   hold(ip: string): boolean {
     const count = (this.held.get(ip) ?? 0) + 1;
     this.held.set(ip, count);
-    return this.maxPerIp === false || count <= this.maxPerIp;
+    if (this.maxPerIp === false) return true;
+    // Only a limited transport shares its counts: nobody reads them else.
+    const cluster = this.cluster?.();
+    if (cluster === undefined) return count <= this.maxPerIp;
+    cluster.heldChanged(ip, 1);
+    return count + cluster.heldElsewhere(ip) <= this.maxPerIp;
   }
 
   /** Stops counting a socket of `ip`. */
@@ -50,11 +84,18 @@ export class ConnectionLimits {
     const count = (this.held.get(ip) ?? 0) - 1;
     if (count > 0) this.held.set(ip, count);
     else this.held.delete(ip);
+    if (this.maxPerIp !== false) this.cluster?.().heldChanged(ip, -1);
   }
 
-  /** How many sockets `ip` holds. */
+  /**
+   * How many sockets `ip` holds: here, plus on the other processes as last
+   * heard.
+   */
   heldBy(ip: string): number {
-    return this.held.get(ip) ?? 0;
+    const here = this.held.get(ip) ?? 0;
+    return this.maxPerIp === false || this.cluster === undefined
+      ? here
+      : here + this.cluster().heldElsewhere(ip);
   }
 
   /**

@@ -45,7 +45,25 @@ export type ClusterMessage =
       readonly from: string;
       readonly id: string;
       readonly ok: boolean;
+    }
+  | {
+      /**
+       * How many sockets the sender now holds per address, for the
+       * addresses that changed (0: none left). With `reset`, these are all
+       * its counts (it resynced, or left with `{}`).
+       */
+      readonly kind: 'held';
+      readonly from: string;
+      readonly counts: HeldCounts;
+      readonly reset: boolean;
     };
+
+/**
+ * Sockets held per IP address by one process.
+ *
+ * @internal
+ */
+export type HeldCounts = Readonly<Record<string, number>>;
 
 /**
  * A message, a presence entry or a stored ban read from Redis is not what
@@ -123,11 +141,46 @@ export function decodeMessage(text: string): ClusterMessage {
         throw new ClusterMessageError('reply without a boolean "ok"');
       }
       return { kind: 'reply', from, id: nonEmpty(raw.id, 'id'), ok: raw.ok };
+    case 'held':
+      if (typeof raw.reset !== 'boolean') {
+        throw new ClusterMessageError('held counts without a boolean "reset"');
+      }
+      return {
+        kind: 'held',
+        from,
+        counts: decodeHeldCounts(raw.counts),
+        reset: raw.reset,
+      };
     default:
       throw new ClusterMessageError(
         `unknown message kind ${JSON.stringify(raw.kind)}`,
       );
   }
+}
+
+/**
+ * Reads held counts (a message's, or a process's hash as `HGETALL` gives
+ * it, with the numbers as strings).
+ *
+ * @throws {ClusterMessageError} Unless every count is a whole number, at
+ *   least 0.
+ * @internal
+ */
+export function decodeHeldCounts(value: unknown): HeldCounts {
+  const raw = record(value, 'held counts');
+  // No prototype: an address is only ever a key here.
+  const counts = Object.create(null) as Record<string, number>;
+  for (const [address, count] of Object.entries(raw)) {
+    const n =
+      typeof count === 'string' && /^\d+$/.test(count) ? Number(count) : count;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      throw new ClusterMessageError(
+        `held count of ${JSON.stringify(address)} is not a whole number: ${JSON.stringify(count)}`,
+      );
+    }
+    counts[address] = n;
+  }
+  return counts;
 }
 
 /**

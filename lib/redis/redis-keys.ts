@@ -7,11 +7,15 @@
  *   presence expires.
  * - `{prefix}:presence:<node>`: hash of one process's connections (id to
  *   JSON), expiring with its heartbeat.
+ * - `{prefix}:held:<node>`: hash of one process's held sockets per IP
+ *   address (for a cluster-wide `maxConnectionsPerIp`), expiring with its
+ *   heartbeat; deleted when it holds none.
  * - `{prefix}:ban:<target>`: one ban (JSON); a temporary ban expires in
  *   Redis at its own expiry.
  * - `{prefix}:rate:<address>`: a shared connection-rate counter, expiring
  *   with its window.
- * - channel `{prefix}:all`: broadcasts, server-side events, ban changes.
+ * - channel `{prefix}:all`: broadcasts, server-side events, ban changes,
+ *   held counts.
  * - channel `{prefix}:node:<node>`: commands for one process, and replies.
  *
  * @internal
@@ -44,6 +48,11 @@ export class RedisKeys {
   /** The hash of a process's connections. */
   presence(node: string): string {
     return `${this.base}:presence:${node}`;
+  }
+
+  /** The hash of a process's held sockets per address. */
+  held(node: string): string {
+    return `${this.base}:held:${node}`;
   }
 
   /** The key of a ban of a (normalised) target. */

@@ -16,11 +16,13 @@ import { EarwaxAdapter } from '../adapters/earwax.adapter.js';
 import {
   type ClusterMessage,
   decodeBan,
+  decodeHeldCounts,
   decodeMessage,
   decodePresence,
   encodeBan,
   encodeMessage,
   encodePresence,
+  type HeldCounts,
 } from './cluster-message.js';
 import type { RedisAdapterOptions } from './redis-adapter-options.interface.js';
 import {
@@ -29,6 +31,7 @@ import {
   scanKeys,
 } from './redis-connection.js';
 import { RedisKeys } from './redis-keys.js';
+import { SharedHeldCounts } from './shared-held-counts.js';
 import {
   SharedConnectionRate,
   type SharedConnectionRateOptions,
@@ -57,6 +60,21 @@ interface PendingRequest {
  * Nothing waits for Redis on the paths that serve players: the accept path
  * checks the local block list, a broadcast is delivered locally first, and
  * presence writes are fire-and-forget (batched by ioredis's auto-pipelining).
+ *
+ * `maxConnectionsPerIp` counts an address's sockets on every process: each
+ * process keeps its held counts per address in a hash of its own (written
+ * in the background, once per turn of the event loop however many sockets
+ * came and went, and expiring with its heartbeat) and publishes the counts
+ * that changed; every process keeps the others' counts in memory, from
+ * those messages and from a full reread at each heartbeat, and the accept
+ * path adds them to its own count without waiting. So the limit holds
+ * within a consistency window: sockets accepted on different processes at
+ * nearly the same moment (before each other's counts arrive, about one
+ * Redis round trip; at worst one heartbeat if a message was lost) are not
+ * yet counted, and a burst spread over N processes can exceed the limit by
+ * up to N - 1 times it until the caches catch up. Sockets already admitted
+ * stay; later ones are refused. While Redis is down each process counts
+ * alone.
  *
  * When Redis goes away, each process keeps serving its own players and
  * local broadcasts, logs the outage once, and does not queue: cluster
@@ -108,6 +126,12 @@ export class RedisAdapter extends EarwaxAdapter {
   private banWrites: Promise<void> = Promise.resolve();
   private readonly requests = new Map<string, PendingRequest>();
   private onAvailable: (() => void) | undefined;
+  /** Held sockets per address: this process's, and the others' as heard. */
+  private readonly held = new SharedHeldCounts();
+  /** The write of changed held counts, once per turn of the event loop. */
+  private heldFlush: NodeJS.Immediate | undefined;
+  /** Whether a full read of the others' held counts is under way. */
+  private readingHeld = false;
 
   /**
    * @param options Where Redis is, the key prefix, and the timings.
@@ -217,6 +241,7 @@ export class RedisAdapter extends EarwaxAdapter {
     this.outageLogged = false;
     this.outageSince = undefined;
     this.dropped = 0;
+    this.held.clearRemote();
     // Pending ban changes stay: bans made before the start (the transport's
     // `blockList` option) are the cluster's too.
     this.banWrites = Promise.resolve();
@@ -231,6 +256,9 @@ export class RedisAdapter extends EarwaxAdapter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    clearImmediate(this.heldFlush);
+    this.heldFlush = undefined;
+    this.held.clearRemote();
     for (const [id, request] of this.requests) {
       clearTimeout(request.timer);
       request.reject(
@@ -252,7 +280,10 @@ export class RedisAdapter extends EarwaxAdapter {
             client
               .multi()
               .del(this.keys.presence(this.nodeId))
+              .del(this.keys.held(this.nodeId))
               .zrem(this.keys.nodes, this.nodeId)
+              // The others forget this process's counts at once.
+              .publish(this.keys.all, this.heldMessage({}, true))
               .exec(),
           ]),
           CLOSE_TIMEOUT_MS,
@@ -302,6 +333,27 @@ export class RedisAdapter extends EarwaxAdapter {
     client
       .pexpire(key, this.presenceTtl)
       .catch((err: unknown) => this.writeFailed(err));
+  }
+
+  /**
+   * Counts a held socket of `address` (or one fewer), written to Redis and
+   * published in the background with the other changes of this turn of the
+   * event loop.
+   */
+  override heldChanged(address: string, delta: 1 | -1): void {
+    this.held.change(address, delta);
+    if (this.heldFlush === undefined && !this.closed) {
+      this.heldFlush = setImmediate(() => this.flushHeld());
+    }
+  }
+
+  /**
+   * Sockets of `address` the other processes hold, from memory: as their
+   * last published counts (or the last heartbeat's read) say. 0 while the
+   * cluster cannot be reached.
+   */
+  override heldElsewhere(address: string): number {
+    return this.available ? this.held.elsewhere(address) : 0;
   }
 
   /** Removes a connection's presence (skipped while Redis is down). */
@@ -495,6 +547,9 @@ export class RedisAdapter extends EarwaxAdapter {
           request.resolve(message.ok);
           return;
         }
+        case 'held':
+          this.held.apply(message.from, message.counts, message.reset);
+          return;
       }
     } catch (err) {
       this.logger.error(
@@ -624,12 +679,22 @@ export class RedisAdapter extends EarwaxAdapter {
         )
         .pexpire(key, this.presenceTtl);
     }
+    // Held counts: all of them, as Redis may have lost or missed some.
+    const heldKey = this.keys.held(this.nodeId);
+    const held = this.held.takeAll();
+    transaction.del(heldKey);
+    if (Object.keys(held).length > 0) {
+      transaction.hset(heldKey, held).pexpire(heldKey, this.presenceTtl);
+    }
     transaction
       .zadd(this.keys.nodes, now + this.presenceTtl, this.nodeId)
-      .pexpire(this.keys.nodes, this.presenceTtl);
+      .pexpire(this.keys.nodes, this.presenceTtl)
+      .publish(this.keys.all, this.heldMessage(held, true));
     for (const [err] of (await transaction.exec()) ?? []) {
       if (err) throw err;
     }
+    // And the others' counts, which pub/sub may have lost meanwhile.
+    await this.readHeld(client);
 
     const banKeys = await scanKeys(client, this.keys.banPattern);
     const bans: SharedBan[] = [];
@@ -730,10 +795,83 @@ export class RedisAdapter extends EarwaxAdapter {
       .zadd(this.keys.nodes, now + this.presenceTtl, this.nodeId)
       .pexpire(this.keys.nodes, this.presenceTtl)
       .pexpire(this.keys.presence(this.nodeId), this.presenceTtl)
+      .pexpire(this.keys.held(this.nodeId), this.presenceTtl)
       // Processes whose presence expired (crashed, or cut off from Redis).
       .zremrangebyscore(this.keys.nodes, '-inf', now)
       .exec()
       .catch((err: unknown) => this.writeFailed(err));
+    this.refreshHeld(client);
+  }
+
+  /** Writes and publishes the held counts changed since the last write. */
+  private flushHeld(): void {
+    this.heldFlush = undefined;
+    const changes = this.held.takeChanges();
+    // Not up: the next sync writes every count.
+    const client = this.writable();
+    if (!client || changes === undefined) return;
+    const key = this.keys.held(this.nodeId);
+    const transaction = client.multi();
+    if (this.held.idle) {
+      // No key is left behind by a process that holds nothing.
+      transaction.del(key);
+    } else {
+      const entries = Object.entries(changes);
+      const counts = entries.filter(([, count]) => count > 0);
+      const gone = entries.filter(([, count]) => count === 0);
+      if (counts.length > 0) transaction.hset(key, Object.fromEntries(counts));
+      if (gone.length > 0) transaction.hdel(key, ...gone.map(([a]) => a));
+      transaction.pexpire(key, this.presenceTtl);
+    }
+    transaction
+      .publish(this.keys.all, this.heldMessage(changes, false))
+      .exec()
+      .then((results) => {
+        for (const [err] of results ?? []) if (err) throw err;
+      })
+      .catch((err: unknown) => this.writeFailed(err));
+  }
+
+  private heldMessage(counts: HeldCounts, reset: boolean): string {
+    return encodeMessage({ kind: 'held', from: this.nodeId, counts, reset });
+  }
+
+  /** Rereads the others' held counts (at a heartbeat), one read at a time. */
+  private refreshHeld(client: RedisClient): void {
+    if (this.readingHeld) return;
+    this.readingHeld = true;
+    this.readHeld(client)
+      .catch((err: unknown) =>
+        this.logger.debug(`Reading the held counts failed: ${describe(err)}`),
+      )
+      .finally(() => (this.readingHeld = false));
+  }
+
+  /**
+   * Replaces the cache of the other processes' held counts with what their
+   * hashes hold now; a process no longer in the list (crashed, left) drops
+   * out of it.
+   */
+  private async readHeld(client: RedisClient): Promise<void> {
+    const mark = this.held.mark();
+    const nodes = await this.otherNodes(client);
+    const read = new Map<string, HeldCounts>();
+    if (nodes.length > 0) {
+      const pipeline = client.pipeline();
+      for (const node of nodes) pipeline.hgetall(this.keys.held(node));
+      const results = (await pipeline.exec()) ?? [];
+      results.forEach(([err, value], i) => {
+        if (err) throw err;
+        try {
+          read.set(nodes[i], decodeHeldCounts(value));
+        } catch (cause) {
+          this.logger.warn(
+            `Skipped the held counts of ${nodes[i]}: ${describe(cause)}`,
+          );
+        }
+      });
+    }
+    if (!this.closed) this.held.replace(read, mark);
   }
 
   /** The other processes whose presence has not expired. */

@@ -7,12 +7,8 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import {
-  Controller,
-  Injectable,
-  type INestMicroservice,
-  Module,
-} from '@nestjs/common';
+import { Controller, type INestMicroservice } from '@nestjs/common';
+import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
@@ -39,20 +35,6 @@ import { RedisServer } from '../support/redis-server.js';
  * while Redis is down, and nothing queued during an outage. The three-process
  * behaviour is in redis-cluster.spec.ts.
  */
-
-/**
- * Stands in for `@nestjs/config`'s ConfigService (not a dependency of this
- * package): an injectable that reads settings by name.
- */
-@Injectable()
-class ConfigService {
-  constructor(private readonly values: Record<string, string>) {}
-  getOrThrow(name: string): string {
-    const value = this.values[name];
-    if (value === undefined) throw new Error(`Missing setting ${name}`);
-    return value;
-  }
-}
 
 @Controller()
 class RelayController {
@@ -89,30 +71,31 @@ describe('RedisAdapter in Nest applications', () => {
     await redis?.stop();
   });
 
-  /** Boots an app whose adapter is built from settings, as with ConfigService. */
+  /**
+   * Boots an app whose adapter and transport defaults are built from
+   * `@nestjs/config` settings. They are loaded under `game.` (not read from
+   * the environment or a .env file), so nothing outside the test changes
+   * them.
+   */
   async function boot(
     settings: Record<string, string>,
     transportOptions: EarwaxTransportOptions = { connectionRate: false },
   ) {
-    @Module({
-      providers: [
-        { provide: ConfigService, useValue: new ConfigService(settings) },
-      ],
-      exports: [ConfigService],
-    })
-    class ConfigModule {}
-
     const moduleRef = await Test.createTestingModule({
       imports: [
+        ConfigModule.forRoot({
+          ignoreEnvFile: true,
+          load: [() => ({ game: settings })],
+        }),
         EarwaxModule.forRootAsync({
           imports: [ConfigModule],
           // The adapter is a provider of the module: the transport defaults
           // can use it (a connection rate counted across the cluster).
           inject: [ConfigService, EarwaxAdapter],
           useFactory: (config: ConfigService, adapter: RedisAdapter) => ({
-            maxConnections: Number(config.getOrThrow('MAX_PLAYERS')),
+            maxConnections: Number(config.getOrThrow('game.MAX_PLAYERS')),
             connectionRate: adapter.connectionRate({
-              limit: Number(config.getOrThrow('RATE_LIMIT')),
+              limit: Number(config.getOrThrow('game.RATE_LIMIT')),
             }),
           }),
           adapter: {
@@ -120,13 +103,15 @@ describe('RedisAdapter in Nest applications', () => {
             useFactory: (config: ConfigService) =>
               new RedisAdapter({
                 redis: {
-                  port: Number(config.getOrThrow('REDIS_PORT')),
+                  port: Number(config.getOrThrow('game.REDIS_PORT')),
                   host: '127.0.0.1',
                   retryStrategy: () => 100,
                 },
-                prefix: config.getOrThrow('REDIS_PREFIX'),
-                nodeId: config.getOrThrow('NODE_ID'),
-                connectTimeout: Number(settings.CONNECT_TIMEOUT ?? 5000),
+                prefix: config.getOrThrow<string>('game.REDIS_PREFIX'),
+                nodeId: config.getOrThrow<string>('game.NODE_ID'),
+                connectTimeout: Number(
+                  config.get<string>('game.CONNECT_TIMEOUT') ?? 5000,
+                ),
               }),
           },
         }),
@@ -183,6 +168,8 @@ describe('RedisAdapter in Nest applications', () => {
     expect(adapter).toBeInstanceOf(RedisAdapter);
     expect(adapter.available).toBe(true);
     expect(one.app.get(ConnectionRegistry).nodeId).toBe('one');
+    // The settings came through the real ConfigService.
+    expect(one.app.get(ConfigService).get('game.REDIS_PREFIX')).toBe(prefix);
 
     const a = await player(one.port);
     const b = await player(two.port);

@@ -29,6 +29,57 @@ describe('ConnectionLimits', () => {
     expect(limits.heldBy('10.0.0.1')).toBe(0);
   });
 
+  it('adds the other processes’ sockets of an address, and tells the cluster its own', () => {
+    const elsewhere = new Map([['10.0.0.1', 1]]);
+    const told: string[] = [];
+    const cluster = {
+      heldElsewhere: (ip: string) => elsewhere.get(ip) ?? 0,
+      heldChanged: (ip: string, delta: 1 | -1) =>
+        void told.push(`${ip}${delta}`),
+    };
+    const limits = new ConnectionLimits(
+      2,
+      false,
+      new WarnRecorder(),
+      () => cluster,
+    );
+    expect(limits.hold('10.0.0.1')).toBe(true);
+    // One here and one elsewhere: a second here would be the third.
+    expect(limits.hold('10.0.0.1')).toBe(false);
+    expect(limits.heldBy('10.0.0.1')).toBe(3);
+    expect(limits.hold('10.0.0.2')).toBe(true);
+    limits.release('10.0.0.1');
+    elsewhere.clear();
+    expect(limits.hold('10.0.0.1')).toBe(true);
+    expect(told).toEqual([
+      '10.0.0.11',
+      '10.0.0.11',
+      '10.0.0.21',
+      '10.0.0.1-1',
+      '10.0.0.11',
+    ]);
+  });
+
+  it('neither asks nor tells the cluster without a per-address cap', () => {
+    const cluster = {
+      heldElsewhere: (): number => {
+        throw new Error('asked');
+      },
+      heldChanged: (): void => {
+        throw new Error('told');
+      },
+    };
+    const limits = new ConnectionLimits(
+      false,
+      false,
+      new WarnRecorder(),
+      () => cluster,
+    );
+    expect(limits.hold('10.0.0.1')).toBe(true);
+    limits.release('10.0.0.1');
+    expect(limits.heldBy('10.0.0.1')).toBe(0);
+  });
+
   it('never refuses without a per-address cap or a rate', () => {
     const limits = new ConnectionLimits(false, false, new WarnRecorder());
     for (let i = 0; i < 1000; i++) expect(limits.hold('10.0.0.1')).toBe(true);
