@@ -62,6 +62,11 @@ export const EARWAX_MODULE_OPTIONS = Symbol('EARWAX_MODULE_OPTIONS');
 export const EXTRA_PRIORITY = 'earwaxPriority';
 /** @internal */
 export const EXTRA_ORIGIN = 'earwaxOrigin';
+/**
+ * @internal The decorated method itself: how the transport finds the
+ * controller method behind a handler. A symbol, so that nothing serialises it.
+ */
+export const EXTRA_METHOD = Symbol('earwaxMethod');
 
 /**
  * Defaults of {@link EarwaxTransportOptions}.

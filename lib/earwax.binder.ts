@@ -4,7 +4,12 @@ import {
   Logger,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { ModuleRef, ModulesContainer } from '@nestjs/core';
+import {
+  ApplicationConfig,
+  HttpAdapterHost,
+  ModuleRef,
+  ModulesContainer,
+} from '@nestjs/core';
 import type { Subscription } from 'rxjs';
 import { BlockListService } from './block-list.service.js';
 import { EARWAX_MODULE_OPTIONS } from './constants.js';
@@ -13,6 +18,7 @@ import { ConnectionRegistry } from './connection.registry.js';
 import { type EarwaxStatus, EarwaxTransport } from './earwax.transport.js';
 import type { EarwaxTransportDefaults } from './interfaces/earwax-module-options.interface.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
+import { NestDirectDispatcher } from './pipeline/direct-dispatch.js';
 
 /**
  * The `EarwaxTransport`s of one application, as the `EarwaxBinder` met them:
@@ -74,7 +80,15 @@ export class EarwaxBinder implements OnModuleDestroy {
     private readonly transports: EarwaxTransports,
     @Inject(EARWAX_MODULE_OPTIONS)
     private readonly defaults: EarwaxTransportDefaults | null,
+    config: ApplicationConfig,
+    adapterHost: HttpAdapterHost,
   ) {
+    const dispatcher = new NestDirectDispatcher(
+      modules,
+      config,
+      // An HTTP adapter (null in a microservice): a hybrid application.
+      () => Boolean(adapterHost.httpAdapter),
+    );
     // Subscribed at construction, not in onModuleInit: a hybrid application
     // starts its microservices (startAllMicroservices) before its init hooks
     // run (app.listen), and no connection may be accepted without the guard.
@@ -98,6 +112,7 @@ export class EarwaxBinder implements OnModuleDestroy {
           blockList: this.blockList,
           defaults: this.defaults ?? undefined,
           metrics: this.metrics,
+          dispatcher,
         });
         this.transports.add(target);
       }

@@ -23,6 +23,7 @@ import {
   EARWAX_PATTERN_PREFIX,
   EARWAX_TRANSPORT,
   EVENT_HANDLED,
+  EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
 } from './constants.js';
@@ -31,6 +32,10 @@ import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
 import { foreignProtocol } from './framing/protocol-sniffer.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
+import type {
+  DirectDispatcher,
+  DirectHandler,
+} from './pipeline/direct-dispatch.js';
 import {
   ProxyHeaderParser,
   type ProxyParseResult,
@@ -93,6 +98,8 @@ export interface EarwaxBindings {
   blockList?: BlockListService;
   defaults?: EarwaxTransportOptions;
   metrics?: EarwaxMetrics;
+  /** Calls handlers that Nest's pipeline has nothing to apply to directly. */
+  dispatcher?: DirectDispatcher;
 }
 
 interface HandlerEntry {
@@ -100,6 +107,10 @@ interface HandlerEntry {
   readonly priority: number;
   readonly seq: number;
   readonly origin: string;
+  /** The decorated method, from the decorator's extras. */
+  readonly method: unknown;
+  /** Set at listen() when the handler can skip Nest's pipeline. */
+  direct: DirectHandler | undefined;
 }
 
 const kContext = Symbol('earwax:context');
@@ -159,6 +170,9 @@ export class EarwaxTransport
   private startedAt = Date.now();
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
   private readonly chains = new Map<string, readonly HandlerEntry[]>();
+  private dispatcher: DirectDispatcher | undefined;
+  /** How many direct handlers are running, one inside another's call. */
+  private directDepth = 0;
   private handlerSeq = 0;
   private hasProcessingHooks = false;
   /** Every accepted socket whose connection has not fully ended. */
@@ -356,6 +370,7 @@ export class EarwaxTransport
       );
     }
     this.guard = this.ownOptions.guard ?? bindings.guard ?? this.guard;
+    this.dispatcher = bindings.dispatcher ?? this.dispatcher;
     if (!this.ownOptions.registry && this.live.size === 0) {
       this.registry = bindings.registry;
     }
@@ -477,6 +492,8 @@ export class EarwaxTransport
       priority: Number.isFinite(priority) ? priority : 0,
       seq: this.handlerSeq++,
       origin: String(extras[EXTRA_ORIGIN] ?? 'anonymous handler'),
+      method: (extras as Record<PropertyKey, unknown>)[EXTRA_METHOD],
+      direct: undefined,
     };
     // A new array each time: a chain being dispatched is never changed under
     // its feet (earwax_server re-ran handlers when a list changed mid-dispatch).
@@ -526,6 +543,7 @@ export class EarwaxTransport
       callback(err);
       return;
     }
+    this.compileHandlers();
     void this.listenAll().then(
       () => callback(),
       (err: unknown) => {
@@ -601,6 +619,22 @@ export class EarwaxTransport
   ): void {
     for (const listener of this.listeners) {
       listener.server.on(event, callback as (...args: unknown[]) => void);
+    }
+  }
+
+  /**
+   * Lets each handler that Nest's pipeline has nothing to apply to skip it
+   * (see `NestDirectDispatcher`); says at debug level which ones do.
+   */
+  private compileHandlers(): void {
+    const dispatcher = this.dispatcher;
+    for (const [event, chain] of this.chains) {
+      for (const entry of chain) {
+        entry.direct = dispatcher?.compile(entry.method);
+        this.logger.debug(
+          `${entry.origin} handles ${event} ${entry.direct ? 'directly (no guard, interceptor, pipe or filter applies)' : "through Nest's pipeline"}.`,
+        );
+      }
     }
   }
 
@@ -1192,7 +1226,14 @@ export class EarwaxTransport
   ): void {
     if (!ctx.busy) {
       ctx.busy = true;
-      void this.process(ctx, event, data, true);
+      if (this.directDepth > 0) {
+        // Raised by a handler that is still running (a kick, a ban, a slow
+        // consumer dropped by a send): its handlers run after it returns, so
+        // that handlers never nest, as they do not through Nest's pipeline.
+        queueMicrotask(() => void this.process(ctx, event, data, true));
+      } else {
+        void this.process(ctx, event, data, true);
+      }
       return;
     }
     const queue = (ctx.queue ??= []);
@@ -1232,9 +1273,27 @@ export class EarwaxTransport
           let stop: boolean;
           try {
             if (this.hasProcessingHooks) {
-              stop = await this.invokeWithHooks(entry.handler, data, ctx);
+              stop = await this.invokeWithHooks(
+                entry.direct ?? entry.handler,
+                data,
+                ctx,
+              );
             } else {
-              const outcome = this.outcome(await entry.handler(data, ctx), ctx);
+              // A direct handler that returns at once is not awaited: a
+              // synchronous handler costs no promise.
+              let result: unknown;
+              if (entry.direct !== undefined) {
+                this.directDepth++;
+                try {
+                  result = entry.direct(data, ctx);
+                } finally {
+                  this.directDepth--;
+                }
+              } else {
+                result = await entry.handler(data, ctx);
+              }
+              if (result instanceof Promise) result = await result;
+              const outcome = this.outcome(result, ctx);
               stop = outcome === true || (outcome !== false && (await outcome));
             }
           } catch (err) {
@@ -1281,7 +1340,7 @@ export class EarwaxTransport
 
   /** Runs a handler between Nest's processing start and end hooks. */
   private invokeWithHooks(
-    handler: MessageHandler,
+    handler: (data: unknown, ctx: AnyConnectionContext) => unknown,
     data: unknown,
     ctx: AnyConnectionContext,
   ): Promise<boolean> {

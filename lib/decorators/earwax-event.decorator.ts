@@ -3,6 +3,7 @@ import { PATTERN_METADATA } from '@nestjs/microservices/constants.js';
 import {
   EARWAX_PATTERN_PREFIX,
   EARWAX_TRANSPORT,
+  EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
 } from '../constants.js';
@@ -67,7 +68,8 @@ export function EarwaxEvent(
       ...options.extras,
       [EXTRA_PRIORITY]: options.priority ?? 0,
       [EXTRA_ORIGIN]: `${target.constructor.name}.${String(key)}`,
-    }) as MethodDecorator;
+      [EXTRA_METHOD]: method,
+    } as Record<string, unknown>) as MethodDecorator;
     return decorate(target, key, descriptor);
   };
 }

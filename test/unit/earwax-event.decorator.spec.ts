@@ -12,6 +12,7 @@ import {
   EarwaxEvent,
   EventNameError,
 } from '../../lib/index.js';
+import { EXTRA_METHOD } from '../../lib/constants.js';
 
 function metadataOf(method: object) {
   return {
@@ -32,7 +33,13 @@ describe('@EarwaxEvent', () => {
       patterns: ['earwax:on_data'],
       handler: PatternHandler.EVENT,
       transport: EARWAX_TRANSPORT,
-      extras: { tag: 'x', earwaxPriority: 3, earwaxOrigin: 'Game.data' },
+      extras: {
+        tag: 'x',
+        earwaxPriority: 3,
+        earwaxOrigin: 'Game.data',
+        // How the transport finds the method to call it directly.
+        [EXTRA_METHOD]: Game.prototype.data,
+      },
     });
   });
 
