@@ -250,6 +250,20 @@ class ScopedController {
   }
 }
 
+/** One decorated method, two controllers: which one a handler calls is Nest's to know. */
+abstract class SharedEcho {
+  @EarwaxEvent('on_data')
+  echo(@Payload() line: string) {
+    return `${this.constructor.name} ${line}`;
+  }
+}
+
+@Controller()
+class LeftController extends SharedEcho {}
+
+@Controller()
+class RightController extends SharedEcho {}
+
 type Setup = (app: INestMicroservice) => void;
 
 const ENHANCED: [
@@ -353,4 +367,34 @@ describe('handlers Nest has something to apply to', () => {
       await client.end();
     },
   );
+});
+
+describe('a method shared by two controllers', () => {
+  it('goes through Nest for both, and each controller answers for itself', async () => {
+    const booted = await bootEarwax(
+      {
+        imports: [EarwaxModule.forRoot()],
+        controllers: [LeftController, RightController],
+      },
+      { encoding: 'utf8' },
+    );
+    try {
+      expect(
+        booted.logs.find("handles on_data through Nest's pipeline", 'debug'),
+      ).toHaveLength(2);
+      const client = await LineClient.connect(booted.port);
+      client.send('hi');
+      await client.until(
+        () => client.lines.length >= 2,
+        'a reply from each controller',
+      );
+      expect([...client.lines].sort()).toEqual([
+        'LeftController hi',
+        'RightController hi',
+      ]);
+      await client.end();
+    } finally {
+      await booted.app.close();
+    }
+  });
 });
