@@ -16,6 +16,8 @@
  *   --profile[=srv]  profile one server (default earwaxLine) instead
  *   --compare=path   also run another build of the library (its index.js)
  *                    wherever earwax line mode runs, as "candidate"
+ *   --server-flags=f Node/V8 flags for every server process alike (e.g.
+ *                    "--max-semi-space-size=1"), stated in the report
  *   --no-build       use the existing dist/ and bench build
  *   --out=name       write bench/results/<name>.md and .json (default latest)
  *
@@ -59,6 +61,7 @@ const { values: options } = parseArgs({
     profile: { type: 'string' },
     compare: { type: 'string' },
     out: { type: 'string', default: 'latest' },
+    'server-flags': { type: 'string', default: '' },
     'no-build': { type: 'boolean', default: false },
   },
   // `--profile` alone means the default server.
@@ -67,6 +70,8 @@ const { values: options } = parseArgs({
     .map((a) => (a === '--profile' ? '--profile=earwaxLine' : a)),
 });
 const quick = options.quick;
+/** Extra Node/V8 flags, the same for every server (never the load generator). */
+const serverFlags = options['server-flags'].split(/\s+/).filter(Boolean);
 const log = (...args) => console.error(...args);
 
 // ---------------------------------------------------------------------------
@@ -442,7 +447,7 @@ async function runOnce(serverKey, scenarioKey, steps, { cpuProfile } = {}) {
     ...steps.map((s) => (s.connections ?? s.clients ?? 0) + 1),
   );
   const files = maxConnections + 500;
-  const serverArgs = ['--expose-gc'];
+  const serverArgs = ['--expose-gc', ...serverFlags];
   if (cpuProfile) {
     serverArgs.push(
       '--cpu-prof',
@@ -987,7 +992,10 @@ async function main() {
       `${new Date().toISOString()}. ${env.model}, ${env.cpus} CPUs; Node ${env.node}; Linux ${env.kernel}. ` +
         `Servers pinned to core 0, load generator to core 1${hasTaskset ? '' : ' (not pinned: no taskset)'}; loopback. ` +
         `Medians of ${echoReps} repetitions for echo, ${reps} for broadcast and churn, ${memoryReps} for the rest; ` +
-        `"vs plain Node" is the ratio of medians to the plain Node server of this run. Took ${seconds.toFixed(0)} s.`,
+        `"vs plain Node" is the ratio of medians to the plain Node server of this run. Took ${seconds.toFixed(0)} s.` +
+        (serverFlags.length > 0
+          ? ` Every server process ran with \`${serverFlags.join(' ')}\`.`
+          : ''),
       '',
       table,
       '',
@@ -1007,6 +1015,7 @@ async function main() {
     await format(
       JSON.stringify({
         machine: env,
+        serverFlags,
         quick,
         seconds,
         scenarios: selected,
