@@ -7,7 +7,6 @@ import {
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import { isObservable } from 'rxjs';
 import { BlockListService } from './block-list.service.js';
@@ -114,6 +113,8 @@ interface HandlerEntry {
 }
 
 const kContext = Symbol('earwax:context');
+/** A chain's first handler still to call (see `finishChain`). */
+const NOT_CALLED = Symbol('not called');
 /** Queued events one connection handles before others get a turn. */
 const FAIR_SHARE = 64;
 /** Node's default `writableHighWaterMark` for sockets. */
@@ -461,7 +462,10 @@ export class EarwaxTransport
         new EventNameError(name, `Event type "${name}" is not registered.`),
       );
     }
-    return this.process(ctx, name, data, false);
+    const handled = this.runChain(ctx, name, data);
+    return handled === true || handled === false
+      ? Promise.resolve(handled)
+      : handled;
   }
 
   /**
@@ -1051,13 +1055,15 @@ export class EarwaxTransport
         }
     }
     if (socket.destroyed) return;
-    void this.process(ctx, 'on_block', reason, false).then((handled) => {
-      // A handler that returns EVENT_HANDLED has said what it wanted to.
-      const key = BLOCK_MESSAGE[reason];
-      const message = key && !handled ? this.settings.messages[key] : false;
-      if (message !== false) ctx.sendString(message);
-      this.endSocket(ctx);
-    });
+    void Promise.resolve(this.runChain(ctx, 'on_block', reason)).then(
+      (handled) => {
+        // A handler that returns EVENT_HANDLED has said what it wanted to.
+        const key = BLOCK_MESSAGE[reason];
+        const message = key && !handled ? this.settings.messages[key] : false;
+        if (message !== false) ctx.sendString(message);
+        this.endSocket(ctx);
+      },
+    );
   }
 
   /** Called by `ctx.disconnect()` and on server-side failures. */
@@ -1230,9 +1236,9 @@ export class EarwaxTransport
         // Raised by a handler that is still running (a kick, a ban, a slow
         // consumer dropped by a send): its handlers run after it returns, so
         // that handlers never nest, as they do not through Nest's pipeline.
-        queueMicrotask(() => void this.process(ctx, event, data, true));
+        queueMicrotask(() => this.drain(ctx, event, data));
       } else {
-        void this.process(ctx, event, data, true);
+        this.drain(ctx, event, data);
       }
       return;
     }
@@ -1251,91 +1257,173 @@ export class EarwaxTransport
   }
 
   /**
-   * Runs an event's handler chain for `ctx` and, with `drainQueue`, then the
-   * connection's queued events one after another until none is left. One
-   * async function for both, so a queued event costs no extra promise.
-   *
-   * @returns Whether the (last) event was handled; never rejects.
+   * Runs `event` for a connection, then the events queued behind it, one
+   * after another until none is left: synchronously while handlers finish
+   * at once, and from the first that does not, when it has finished.
    */
-  private async process(
-    ctx: AnyConnectionContext,
-    event: string,
-    data: unknown,
-    drainQueue: boolean,
-  ): Promise<boolean> {
+  private drain(ctx: AnyConnectionContext, event: string, data: unknown): void {
     let streak = 0;
     for (;;) {
-      let handled = false;
-      const chain = this.chains.get(event);
-      if (chain !== undefined) {
-        for (let i = 0; i < chain.length; i++) {
-          const entry = chain[i];
-          let stop: boolean;
-          try {
-            if (this.hasProcessingHooks) {
-              stop = await this.invokeWithHooks(
-                entry.direct ?? entry.handler,
-                data,
-                ctx,
-              );
-            } else {
-              // A direct handler that returns at once is not awaited: a
-              // synchronous handler costs no promise.
-              let result: unknown;
-              if (entry.direct !== undefined) {
-                this.directDepth++;
-                try {
-                  result = entry.direct(data, ctx);
-                } finally {
-                  this.directDepth--;
-                }
-              } else {
-                result = await entry.handler(data, ctx);
-              }
-              if (result instanceof Promise) result = await result;
-              const outcome = this.outcome(result, ctx);
-              stop = outcome === true || (outcome !== false && (await outcome));
-            }
-          } catch (err) {
-            this.handlerFailed(entry, event, ctx, err);
-            break;
-          }
-          if (stop) {
-            handled = true;
-            break;
-          }
-        }
+      const handled = this.runChain(ctx, event, data);
+      if (handled !== true && handled !== false) {
+        const finished = event;
+        void handled.then(() => this.drainNext(ctx, finished));
+        return;
       }
-      if (!drainQueue) return handled;
       if (event === 'on_disconnect') {
         ctx.busy = false;
         this.finalize(ctx);
-        return handled;
+        return;
       }
-      let queue = ctx.queue;
+      const queue = ctx.queue;
       if (queue === null || queue.length === 0) {
         ctx.busy = false;
-        return handled;
+        return;
       }
       if (++streak === FAIR_SHARE) {
         // Handlers that finish at once never give the event loop a turn: a
         // connection with a long backlog (a chunk can hold thousands of
         // lines) would keep every other connection waiting until it is done.
-        streak = 0;
-        await nextTurn();
-        queue = ctx.queue;
-        if (queue === null || queue.length === 0) {
-          ctx.busy = false;
-          return handled;
-        }
+        setImmediate(() => this.drainNext(ctx, event));
+        return;
       }
       event = queue.shift() as string;
       data = queue.shift();
-      if (ctx.inputPaused && queue.length <= this.settings.maxQueuedEvents) {
-        ctx.inputPaused = false;
-        if (ctx.state === 'open') ctx.socket.resume();
+      this.resumeInput(ctx, queue);
+    }
+  }
+
+  /** Goes on with a connection's queue after `finished` has run. */
+  private drainNext(ctx: AnyConnectionContext, finished: string): void {
+    if (finished === 'on_disconnect') {
+      ctx.busy = false;
+      this.finalize(ctx);
+      return;
+    }
+    const queue = ctx.queue;
+    if (queue === null || queue.length === 0) {
+      ctx.busy = false;
+      return;
+    }
+    const event = queue.shift() as string;
+    const data = queue.shift();
+    this.resumeInput(ctx, queue);
+    this.drain(ctx, event, data);
+  }
+
+  /** Reads again once the queue is down to half of what paused it. */
+  private resumeInput(ctx: AnyConnectionContext, queue: unknown[]): void {
+    if (ctx.inputPaused && queue.length <= this.settings.maxQueuedEvents) {
+      ctx.inputPaused = false;
+      if (ctx.state === 'open') ctx.socket.resume();
+    }
+  }
+
+  /**
+   * Runs an event's handler chain for `ctx`: at once while its handlers are
+   * direct ones that return a plain result (no promise, no Observable, so no
+   * promise of ours either), and from the first other one in `finishChain`.
+   *
+   * @returns Whether a handler stopped the chain, or a promise of it (which
+   *   never rejects: a handler's error is logged here).
+   */
+  private runChain(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+  ): boolean | Promise<boolean> {
+    const chain = this.chains.get(event);
+    if (chain === undefined) return false;
+    if (this.hasProcessingHooks) {
+      return this.finishChain(ctx, event, data, chain, 0, NOT_CALLED);
+    }
+    for (let i = 0; i < chain.length; i++) {
+      const entry = chain[i];
+      const direct = entry.direct;
+      if (direct === undefined) {
+        return this.finishChain(ctx, event, data, chain, i, NOT_CALLED);
+      }
+      let outcome: boolean | Promise<boolean>;
+      this.directDepth++;
+      try {
+        const result = direct(data, ctx);
+        if (result instanceof Promise) {
+          return this.finishChain(ctx, event, data, chain, i, result);
+        }
+        outcome = this.outcome(result, ctx);
+      } catch (err) {
+        this.handlerFailed(entry, event, ctx, err);
+        return false;
+      } finally {
+        this.directDepth--;
+      }
+      if (outcome === true) return true;
+      if (outcome !== false) {
+        return this.finishChain(ctx, event, data, chain, i, outcome, true);
       }
     }
+    return false;
+  }
+
+  /**
+   * The rest of a chain, from `from`, one handler after another. `pending`
+   * is what handler `from` already returned (its outcome when `isOutcome`),
+   * or `NOT_CALLED`.
+   */
+  private async finishChain(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+    chain: readonly HandlerEntry[],
+    from: number,
+    pending: unknown,
+    isOutcome = false,
+  ): Promise<boolean> {
+    for (let i = from; i < chain.length; i++) {
+      const entry = chain[i];
+      let stop: boolean;
+      try {
+        if (i === from && pending !== NOT_CALLED) {
+          stop = isOutcome
+            ? await (pending as Promise<boolean>)
+            : await this.outcome(await pending, ctx);
+        } else if (this.hasProcessingHooks) {
+          stop = await this.invokeWithHooks(
+            entry.direct ?? entry.handler,
+            data,
+            ctx,
+          );
+        } else {
+          stop = await this.invoke(entry, data, ctx);
+        }
+      } catch (err) {
+        this.handlerFailed(entry, event, ctx, err);
+        return false;
+      }
+      if (stop) return true;
+    }
+    return false;
+  }
+
+  /** Calls one handler and says whether it stopped the chain. */
+  private async invoke(
+    entry: HandlerEntry,
+    data: unknown,
+    ctx: AnyConnectionContext,
+  ): Promise<boolean> {
+    let result: unknown;
+    if (entry.direct !== undefined) {
+      this.directDepth++;
+      try {
+        result = entry.direct(data, ctx);
+      } finally {
+        this.directDepth--;
+      }
+      if (result instanceof Promise) result = await result;
+    } else {
+      result = await entry.handler(data, ctx);
+    }
+    return this.outcome(result, ctx);
   }
 
   /** Runs a handler between Nest's processing start and end hooks. */
