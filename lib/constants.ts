@@ -81,6 +81,7 @@ export const EARWAX_DEFAULTS = {
   maxLineLength: 64 * 1024,
   maxOutputBuffer: 1024 * 1024,
   maxQueuedEvents: 256,
+  refusalLogInterval: 10_000,
   closeTimeout: 5000,
   lingerTimeout: 2000,
   writeTimeout: 30_000,

@@ -49,6 +49,7 @@ import type {
 } from './interfaces/earwax-options.interface.js';
 import { ConnectionLimits } from './limits/connection-limits.js';
 import { IdleSweep } from './limits/idle-sweep.js';
+import { LogThrottle } from './limits/log-throttle.js';
 import {
   InputRateLimiter,
   type RateVerdict,
@@ -113,6 +114,11 @@ interface HandlerEntry {
 }
 
 const kContext = Symbol('earwax:context');
+/** Refusals logged only with `logConnections`, at `log` level. */
+const QUIET_REFUSALS: ReadonlySet<BlockReason> = new Set<BlockReason>([
+  'blocked',
+  'refused',
+]);
 /** A chain's first handler still to call (see `finishChain`). */
 const NOT_CALLED = Symbol('not called');
 /** Queued events one connection handles before others get a turn. */
@@ -172,6 +178,8 @@ export class EarwaxTransport
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
   private readonly chains = new Map<string, readonly HandlerEntry[]>();
   private dispatcher: DirectDispatcher | undefined;
+  /** Holds back repeated refusal logs (`refusalLogInterval`). */
+  private refusalLog: LogThrottle | null = null;
   /** How many direct handlers are running, one inside another's call. */
   private directDepth = 0;
   private handlerSeq = 0;
@@ -212,6 +220,7 @@ export class EarwaxTransport
     this.blocks = new BlockListService(this.registry);
     this.addConfiguredBans(this.blocks, this.settings.blockList);
     this.limits = this.createLimits();
+    this.refusalLog = this.createRefusalLog();
     for (const name of options.eventTypes ?? []) this.registerEventType(name);
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const transport = this;
@@ -401,6 +410,8 @@ export class EarwaxTransport
       host.checkEveryWrite =
         this.settings.maxOutputBuffer < SOCKET_HIGH_WATER_MARK;
       if (this.live.size === 0) this.limits = this.createLimits();
+      this.refusalLog?.flush();
+      this.refusalLog = this.createRefusalLog();
     }
     if (bindings.blockList && bindings.blockList !== this.blocks) {
       this.blocks.onModuleDestroy();
@@ -1027,7 +1038,17 @@ export class EarwaxTransport
   ): void {
     const socket = ctx.socket;
     this.counters.refused[reason]++;
-    switch (reason) {
+    const quiet =
+      this.refusalLog !== null &&
+      (this.settings.logConnections || !QUIET_REFUSALS.has(reason)) &&
+      !this.refusalLog.allow(
+        reason === 'server_full' || reason === 'guard_error'
+          ? reason
+          : `${reason}|${ctx.hostname}`,
+      );
+    switch (quiet ? 'counted' : reason) {
+      case 'counted':
+        break;
       case 'guard_error':
         ctx.logger.error(
           `ConnectionGuard failed; connection refused: ${describe(err)}`,
@@ -1552,6 +1573,21 @@ export class EarwaxTransport
     this.disconnect(ctx, 'idle');
   }
 
+  private createRefusalLog(): LogThrottle | null {
+    const windowMs = this.settings.refusalLogInterval;
+    if (windowMs === false) return null;
+    return new LogThrottle(windowMs, (key, held) => {
+      const [reason, address] = key.split('|');
+      const from =
+        key === '*'
+          ? 'refusals from further addresses'
+          : `Connection refused (${reason})${address === undefined ? '' : ` from ${address}`}`;
+      const line = `${from}: ${held} more in the last ${windowMs / 1000} s, not logged one by one.`;
+      if (QUIET_REFUSALS.has(reason as BlockReason)) this.logger.log(line);
+      else this.logger.warn(line);
+    });
+  }
+
   private createLimits(): ConnectionLimits {
     return new ConnectionLimits(
       this.settings.maxConnectionsPerIp,
@@ -1578,6 +1614,8 @@ export class EarwaxTransport
       this.listeners.map((listener) => listener.close()),
     );
     this.idleSweep?.stop();
+    // Refusals held back so far are told now, and the timer stops.
+    this.refusalLog?.flush();
     const goodbye = this.settings.messages.shutdown;
     for (const ctx of [...this.live]) {
       if (ctx.state === 'pending') {

@@ -53,6 +53,7 @@ export interface TransportSettings {
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
   logConnections: boolean;
+  refusalLogInterval: number | false;
   closeTimeout: number;
   lingerTimeout: number;
 }
@@ -140,6 +141,14 @@ export function resolveSettings(
     ),
     handlerErrorPolicy: options.handlerErrorPolicy ?? 'keep',
     logConnections: options.logConnections ?? true,
+    refusalLogInterval:
+      options.refusalLogInterval === false
+        ? false
+        : positive(
+            options.refusalLogInterval,
+            d.refusalLogInterval,
+            'refusalLogInterval',
+          ),
     closeTimeout: positive(
       options.closeTimeout,
       d.closeTimeout,

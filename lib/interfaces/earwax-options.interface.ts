@@ -446,6 +446,16 @@ export interface EarwaxTransportOptions {
    */
   logConnections?: boolean;
   /**
+   * Refused connections are logged (warnings for `server_full`,
+   * `too_many_connections` and `rate_limited`, errors for a failing
+   * `ConnectionGuard`) once per reason and address in each window of this
+   * many milliseconds; the further ones are counted and summed up in one
+   * warning when the window ends, so that a connection storm cannot flood
+   * the log. `false` logs every one.
+   * @default 10000
+   */
+  refusalLogInterval?: number | false;
+  /**
    * On `close()` (and so on Nest's shutdown hooks), the deadline for the
    * graceful part: after the `shutdown` message, running handlers and
    * `on_disconnect` handlers are awaited and output is flushed until then;

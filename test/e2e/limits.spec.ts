@@ -264,6 +264,31 @@ describe('admission and per-connection limits', () => {
   });
 
   describe('connectionRate', () => {
+    it('logs a storm of refusals once per address and window, then one line with the count', async () => {
+      const { logs, transport } = await boot({
+        connectionRate: { limit: 1, windowMs: 60_000 },
+        refusalLogInterval: 400,
+      });
+      await admitted('127.0.0.4');
+      await admitted('127.0.0.5');
+      const storm = 12;
+      for (let i = 0; i < storm; i++)
+        await refused('rate_limited', '127.0.0.4');
+      await refused('rate_limited', '127.0.0.5');
+
+      // One line each as it happened, for either address.
+      expect(logs.find('(rate_limited): 127.0.0.4', 'warn')).toHaveLength(1);
+      expect(logs.find('(rate_limited): 127.0.0.5', 'warn')).toHaveLength(1);
+      // The rest, summed up when the window ends.
+      const summary = `Connection refused (rate_limited) from 127.0.0.4: ${storm - 1} more in the last 0.4 s`;
+      await logs.waitFor(summary, 'warn');
+      expect(logs.find('from 127.0.0.5:', 'warn')).toHaveLength(0);
+      // Nothing is lost: every refusal ran on_block and is counted.
+      expect(transport.metrics.snapshot().connectionsRefused.rate_limited).toBe(
+        storm + 1,
+      );
+    });
+
     it('refuses connections past the rate with rate_limited, per address, until the window has passed', async () => {
       const windowMs = 1500;
       const { transport, logs } = await boot({
