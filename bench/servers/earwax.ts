@@ -1,7 +1,8 @@
 /**
  * nestjs-earwax under benchmark: a Nest microservice on `EarwaxTransport`,
  * handlers as an application writes them (`@EarwaxEvent`, `@Payload()`,
- * `@Ctx()`), so every event goes through Nest's whole pipeline.
+ * `@Ctx()`), with no guard, interceptor, pipe or filter: the transport calls
+ * them directly, as Nest's pipeline would have nothing to apply.
  *
  * Modes (`--mode`):
  * - `line`: line framing; `on_data` echoes with `ctx.sendBytes(line)`.
