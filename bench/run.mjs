@@ -13,7 +13,8 @@
  *   --reps=N         repetitions of every scenario
  *   --only=a,b       scenarios to run: echo, broadcast, churn, idle, slow, scale,
  *                    cluster
- *   --profile[=srv]  profile one server (default earwaxLine) instead
+ *   --profile[=srv[:churn]]  profile one server (default earwaxLine) during
+ *                    the 50-client echo, or during connection churn, instead
  *   --compare=path   also run another build of the library (its index.js)
  *                    wherever earwax line mode runs, as "candidate"
  *   --server-flags=f Node/V8 flags for every server process alike (e.g.
@@ -817,37 +818,50 @@ async function format(text, parser) {
   return prettier.format(text, { ...config, parser });
 }
 
-async function profileRun(serverKey) {
+async function profileRun(serverKey, scenarioKey) {
   const dir = `${resultsDir}profiles`;
   mkdirSync(dir, { recursive: true });
-  const name = `${serverKey}-echo50.cpuprofile`;
-  const step = {
-    kind: 'echo',
-    label: 'echo, 50 clients',
-    clients: 50,
-    warmupMs: 2000,
-    durationMs: quick ? 3000 : 10_000,
-  };
-  log(`profiling ${serverKey}: echo, 50 clients`);
+  const churn = scenarioKey === 'churn';
+  const name = `${serverKey}-${churn ? 'churn' : 'echo50'}.cpuprofile`;
+  const step = churn
+    ? {
+        kind: 'churn',
+        label: 'connection churn (32 at a time)',
+        concurrency: 32,
+        warmupMs: 2000,
+        durationMs: quick ? 3000 : 10_000,
+      }
+    : {
+        kind: 'echo',
+        label: 'echo, 50 clients',
+        clients: 50,
+        warmupMs: 2000,
+        durationMs: quick ? 3000 : 10_000,
+      };
+  log(`profiling ${serverKey}: ${step.label}`);
   const {
     results: [result],
-  } = await runOnce(serverKey, 'echo', [step], {
+  } = await runOnce(serverKey, churn ? 'churn' : 'echo', [step], {
     cpuProfile: { dir, name },
   });
-  log(
-    `  ${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU/line (profiler on)`,
-  );
+  const figures = churn
+    ? `${formatNumber(result.connectionsPerSec)} connections/s, ${formatNumber(result.serverCpuUsPerConnection)} µs server CPU per connection`
+    : `${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU per line`;
+  log(`  ${figures} (profiler on)`);
   const summary = summarizeProfile(`${dir}/${name}`, result.windowUs);
   const md = await format(
     profileMarkdown(
       summary,
-      `CPU profile: ${servers[serverKey].label}, echo with 50 clients`,
+      `CPU profile: ${servers[serverKey].label}, ${step.label}`,
     ) +
       `\nProfile: \`bench/results/profiles/${name}\` (open in Chrome DevTools or speedscope). ` +
-      `With the profiler on: ${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU per line.\n`,
+      `With the profiler on: ${figures}.\n`,
     'markdown',
   );
-  writeFileSync(`${resultsDir}profile-${serverKey}.md`, md);
+  writeFileSync(
+    `${resultsDir}profile-${serverKey}${churn ? '-churn' : ''}.md`,
+    md,
+  );
   console.log(md);
 }
 
@@ -922,10 +936,14 @@ async function main() {
     notes.push('taskset not found: processes were not pinned to cores.');
   }
   if (options.profile) {
-    if (!servers[options.profile]) {
-      throw new Error(`--profile: unknown server ${options.profile}`);
+    const [serverKey, scenarioKey = 'echo'] = options.profile.split(':');
+    if (!servers[serverKey]) {
+      throw new Error(`--profile: unknown server ${serverKey}`);
     }
-    await profileRun(options.profile);
+    if (scenarioKey !== 'echo' && scenarioKey !== 'churn') {
+      throw new Error(`--profile: unknown scenario ${scenarioKey}`);
+    }
+    await profileRun(serverKey, scenarioKey);
     return;
   }
 
