@@ -1288,44 +1288,51 @@ export class EarwaxTransport
       const handled = this.runChain(ctx, event, data);
       if (handled !== true && handled !== false) {
         const finished = event;
-        void handled.then(() => this.drainNext(ctx, finished));
+        void handled.then(() => {
+          if (this.afterEvent(ctx, finished)) this.drainNext(ctx);
+        });
         return;
       }
-      if (event === 'on_disconnect') {
-        ctx.busy = false;
-        this.finalize(ctx);
-        return;
-      }
-      const queue = ctx.queue;
-      if (queue === null || queue.length === 0) {
-        ctx.busy = false;
-        return;
-      }
+      if (!this.afterEvent(ctx, event)) return;
       if (++streak === FAIR_SHARE) {
         // Handlers that finish at once never give the event loop a turn: a
         // connection with a long backlog (a chunk can hold thousands of
         // lines) would keep every other connection waiting until it is done.
-        setImmediate(() => this.drainNext(ctx, event));
+        setImmediate(() => this.drainNext(ctx));
         return;
       }
+      const queue = ctx.queue as unknown[];
       event = queue.shift() as string;
       data = queue.shift();
       this.resumeInput(ctx, queue);
     }
   }
 
-  /** Goes on with a connection's queue after `finished` has run. */
-  private drainNext(ctx: AnyConnectionContext, finished: string): void {
+  /**
+   * After `finished` has run: finalises the connection after
+   * `on_disconnect`; otherwise says whether an event waits, leaving the
+   * connection idle when none does.
+   */
+  private afterEvent(ctx: AnyConnectionContext, finished: string): boolean {
     if (finished === 'on_disconnect') {
       ctx.busy = false;
       this.finalize(ctx);
-      return;
+      return false;
     }
+    return this.hasQueued(ctx);
+  }
+
+  private hasQueued(ctx: AnyConnectionContext): boolean {
     const queue = ctx.queue;
-    if (queue === null || queue.length === 0) {
-      ctx.busy = false;
-      return;
-    }
+    if (queue !== null && queue.length > 0) return true;
+    ctx.busy = false;
+    return false;
+  }
+
+  /** Runs the connection's next queued event (and those behind it). */
+  private drainNext(ctx: AnyConnectionContext): void {
+    if (!this.hasQueued(ctx)) return;
+    const queue = ctx.queue as unknown[];
     const event = queue.shift() as string;
     const data = queue.shift();
     this.resumeInput(ctx, queue);
