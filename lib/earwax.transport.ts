@@ -1541,7 +1541,13 @@ export class EarwaxTransport
     if (!this.settings.sniffProtocols || ctx.state !== 'open') return false;
     const protocol = foreignProtocol(chunk);
     if (protocol === undefined) return false;
-    if (protocol === 'http') {
+    if (protocol === 'http' && ctx.socket.bytesWritten > 0) {
+      // The game greeted first: an HTTP status line after that greeting
+      // would not be one, so the browser gets nothing more.
+      ctx.logger.warn(
+        'HTTP request on the game port, after the game had written to it: closed without an HTTP answer.',
+      );
+    } else if (protocol === 'http') {
       ctx.logger.warn('HTTP request on the game port: answered and closed.');
       const body = this.settings.messages.http;
       ctx.sendRaw(

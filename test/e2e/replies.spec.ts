@@ -64,6 +64,15 @@ class ReplyController {
   }
 }
 
+/** Greets every player on connect, as most games do. */
+@Controller()
+class GreetingController {
+  @EarwaxEvent('on_connect')
+  greet() {
+    return 'Welcome, traveller.';
+  }
+}
+
 /**
  * Boots the reply controller (utf8 lines) with its own journal.
  */
@@ -180,6 +189,27 @@ describe('protocol sniffing', () => {
     });
     await journal.waitForEntry('disconnect:protocol');
     expect(journal.entries).toEqual(['disconnect:protocol']);
+  });
+
+  it('closes a browser without an HTTP answer when the game greeted it first', async () => {
+    const greeted = await EarwaxTesting.createServer(
+      { imports: [EarwaxModule.forRoot()], controllers: [GreetingController] },
+      { transport: { encoding: 'utf8' }, printLogs: [] },
+    );
+    try {
+      const client = await greeted.connect();
+      await client.expectLine('Welcome, traveller.');
+      client.sendRaw('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await client.expectClose();
+      // The greeting, and nothing that would pass for a status line after it.
+      expect(client.received.toString('utf8')).toBe('Welcome, traveller.\r\n');
+      await greeted.logs.waitFor(
+        /HTTP request on the game port, after the game had written to it/,
+        { level: 'warn' },
+      );
+    } finally {
+      await greeted.close();
+    }
   });
 
   it('does not mistake a player for a browser, nor sniff past the first chunk', async () => {
