@@ -8,7 +8,6 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
-import { isObservable } from 'rxjs';
 import { BlockListService } from './block-list.service.js';
 import {
   ConnectionContext,
@@ -21,7 +20,6 @@ import {
   BUILT_IN_EVENTS,
   EARWAX_PATTERN_PREFIX,
   EARWAX_TRANSPORT,
-  EVENT_HANDLED,
   EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
@@ -31,10 +29,8 @@ import { EventNameError } from './errors.js';
 import { LineFramer } from './framing/line-framer.js';
 import { foreignProtocol } from './framing/protocol-sniffer.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
-import type {
-  DirectDispatcher,
-  DirectHandler,
-} from './pipeline/direct-dispatch.js';
+import type { DirectDispatcher } from './pipeline/direct-dispatch.js';
+import { HandlerChains } from './pipeline/handler-chains.js';
 import {
   ProxyHeaderParser,
   type ProxyParseResult,
@@ -102,25 +98,12 @@ export interface EarwaxBindings {
   dispatcher?: DirectDispatcher;
 }
 
-interface HandlerEntry {
-  readonly handler: MessageHandler;
-  readonly priority: number;
-  readonly seq: number;
-  readonly origin: string;
-  /** The decorated method, from the decorator's extras. */
-  readonly method: unknown;
-  /** Set at listen() when the handler can skip Nest's pipeline. */
-  direct: DirectHandler | undefined;
-}
-
 const kContext = Symbol('earwax:context');
 /** Refusals logged only with `logConnections`, at `log` level. */
 const QUIET_REFUSALS: ReadonlySet<BlockReason> = new Set<BlockReason>([
   'blocked',
   'refused',
 ]);
-/** A chain's first handler still to call (see `finishChain`). */
-const NOT_CALLED = Symbol('not called');
 /** Queued events one connection handles before others get a turn. */
 const FAIR_SHARE = 64;
 /** Node's default `writableHighWaterMark` for sockets. */
@@ -176,14 +159,12 @@ export class EarwaxTransport
   /** When the transport started listening (MSSP's UPTIME). */
   private startedAt = Date.now();
   private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
-  private readonly chains = new Map<string, readonly HandlerEntry[]>();
+  private readonly handlers = new HandlerChains((origin, event, ctx, err) =>
+    this.handlerFailed(origin, event, ctx, err),
+  );
   private dispatcher: DirectDispatcher | undefined;
   /** Holds back repeated refusal logs (`refusalLogInterval`). */
   private refusalLog: LogThrottle | null = null;
-  /** How many direct handlers are running, one inside another's call. */
-  private directDepth = 0;
-  private handlerSeq = 0;
-  private hasProcessingHooks = false;
   /** Every accepted socket whose connection has not fully ended. */
   private readonly live = new Set<AnyConnectionContext>();
   /** This transport's counters, or the application's once bound. */
@@ -473,7 +454,7 @@ export class EarwaxTransport
         new EventNameError(name, `Event type "${name}" is not registered.`),
       );
     }
-    const handled = this.runChain(ctx, name, data);
+    const handled = this.handlers.run(ctx, name, data);
     return handled === true || handled === false
       ? Promise.resolve(handled)
       : handled;
@@ -502,20 +483,13 @@ export class EarwaxTransport
     }
     const event = pattern.slice(EARWAX_PATTERN_PREFIX.length);
     const priority = Number(extras[EXTRA_PRIORITY] ?? 0);
-    const entry: HandlerEntry = {
-      handler: callback,
-      priority: Number.isFinite(priority) ? priority : 0,
-      seq: this.handlerSeq++,
-      origin: String(extras[EXTRA_ORIGIN] ?? 'anonymous handler'),
-      method: (extras as Record<PropertyKey, unknown>)[EXTRA_METHOD],
-      direct: undefined,
-    };
-    // A new array each time: a chain being dispatched is never changed under
-    // its feet (earwax_server re-ran handlers when a list changed mid-dispatch).
-    const chain = [...(this.chains.get(event) ?? []), entry].sort(
-      (a, b) => b.priority - a.priority || a.seq - b.seq,
+    this.handlers.add(
+      event,
+      callback,
+      Number.isFinite(priority) ? priority : 0,
+      String(extras[EXTRA_ORIGIN] ?? 'anonymous handler'),
+      (extras as Record<PropertyKey, unknown>)[EXTRA_METHOD],
     );
-    this.chains.set(event, chain);
   }
 
   /**
@@ -525,23 +499,32 @@ export class EarwaxTransport
    * @returns Each handler's `Class.method`.
    */
   getHandlerOrder(name: string): string[] {
-    return (this.chains.get(name) ?? []).map((entry) => entry.origin);
+    return this.handlers.order(name);
   }
 
   /** @internal */
   override setOnProcessingStartHook(
     hook: Parameters<Server['setOnProcessingStartHook']>[0],
   ): void {
-    this.hasProcessingHooks = true;
     super.setOnProcessingStartHook(hook);
+    this.useProcessingHooks();
   }
 
   /** @internal */
   override setOnProcessingEndHook(
     hook: Parameters<Server['setOnProcessingEndHook']>[0],
   ): void {
-    this.hasProcessingHooks = true;
     super.setOnProcessingEndHook(hook);
+    this.useProcessingHooks();
+  }
+
+  /** Runs every handler between Nest's processing hooks from now on. */
+  private useProcessingHooks(): void {
+    this.handlers.hooks ??= {
+      start: (ctx, run) =>
+        this.onProcessingStartHook(this.transportId, ctx, run),
+      end: (ctx) => this.onProcessingEndHook?.(this.transportId, ctx),
+    };
   }
 
   /**
@@ -642,21 +625,17 @@ export class EarwaxTransport
    * (see `NestDirectDispatcher`); says at debug level which ones do.
    */
   private compileHandlers(): void {
-    const dispatcher = this.dispatcher;
-    for (const [event, chain] of this.chains) {
-      for (const entry of chain) {
-        entry.direct = dispatcher?.compile(entry.method);
-        this.logger.debug(
-          `${entry.origin} handles ${event} ${entry.direct ? 'directly (no guard, interceptor, pipe or filter applies)' : "through Nest's pipeline"}.`,
-        );
-      }
-    }
+    this.handlers.compile(this.dispatcher, (origin, event, direct) =>
+      this.logger.debug(
+        `${origin} handles ${event} ${direct ? 'directly (no guard, interceptor, pipe or filter applies)' : "through Nest's pipeline"}.`,
+      ),
+    );
   }
 
   private checkHandlerEvents(): void {
-    for (const [event, chain] of this.chains) {
+    for (const [event, origins] of this.handlers.events()) {
       if (this.eventTypes.has(event)) continue;
-      const where = chain.map((entry) => entry.origin).join(', ');
+      const where = origins.join(', ');
       throw new EventNameError(
         event,
         `@EarwaxEvent('${event}') on ${where}: event type "${event}" is not registered. ` +
@@ -1076,7 +1055,7 @@ export class EarwaxTransport
         }
     }
     if (socket.destroyed) return;
-    void Promise.resolve(this.runChain(ctx, 'on_block', reason)).then(
+    void Promise.resolve(this.handlers.run(ctx, 'on_block', reason)).then(
       (handled) => {
         // A handler that returns EVENT_HANDLED has said what it wanted to.
         const key = BLOCK_MESSAGE[reason];
@@ -1253,7 +1232,7 @@ export class EarwaxTransport
   ): void {
     if (!ctx.busy) {
       ctx.busy = true;
-      if (this.directDepth > 0) {
+      if (this.handlers.nested) {
         // Raised by a handler that is still running (a kick, a ban, a slow
         // consumer dropped by a send): its handlers run after it returns, so
         // that handlers never nest, as they do not through Nest's pipeline.
@@ -1285,7 +1264,7 @@ export class EarwaxTransport
   private drain(ctx: AnyConnectionContext, event: string, data: unknown): void {
     let streak = 0;
     for (;;) {
-      const handled = this.runChain(ctx, event, data);
+      const handled = this.handlers.run(ctx, event, data);
       if (handled !== true && handled !== false) {
         const finished = event;
         void handled.then(() => {
@@ -1347,178 +1326,8 @@ export class EarwaxTransport
     }
   }
 
-  /**
-   * Runs an event's handler chain for `ctx`: at once while its handlers are
-   * direct ones that return a plain result (no promise, no Observable, so no
-   * promise of ours either), and from the first other one in `finishChain`.
-   *
-   * @returns Whether a handler stopped the chain, or a promise of it (which
-   *   never rejects: a handler's error is logged here).
-   */
-  private runChain(
-    ctx: AnyConnectionContext,
-    event: string,
-    data: unknown,
-  ): boolean | Promise<boolean> {
-    const chain = this.chains.get(event);
-    if (chain === undefined) return false;
-    if (this.hasProcessingHooks) {
-      return this.finishChain(ctx, event, data, chain, 0, NOT_CALLED);
-    }
-    for (let i = 0; i < chain.length; i++) {
-      const entry = chain[i];
-      const direct = entry.direct;
-      if (direct === undefined) {
-        return this.finishChain(ctx, event, data, chain, i, NOT_CALLED);
-      }
-      let outcome: boolean | Promise<boolean>;
-      this.directDepth++;
-      try {
-        const result = direct(data, ctx);
-        if (result instanceof Promise) {
-          return this.finishChain(ctx, event, data, chain, i, result);
-        }
-        outcome = this.outcome(result, ctx);
-      } catch (err) {
-        this.handlerFailed(entry, event, ctx, err);
-        return false;
-      } finally {
-        this.directDepth--;
-      }
-      if (outcome === true) return true;
-      if (outcome !== false) {
-        return this.finishChain(ctx, event, data, chain, i, outcome, true);
-      }
-    }
-    return false;
-  }
-
-  /**
-   * The rest of a chain, from `from`, one handler after another. `pending`
-   * is what handler `from` already returned (its outcome when `isOutcome`),
-   * or `NOT_CALLED`.
-   */
-  private async finishChain(
-    ctx: AnyConnectionContext,
-    event: string,
-    data: unknown,
-    chain: readonly HandlerEntry[],
-    from: number,
-    pending: unknown,
-    isOutcome = false,
-  ): Promise<boolean> {
-    for (let i = from; i < chain.length; i++) {
-      const entry = chain[i];
-      let stop: boolean;
-      try {
-        if (i === from && pending !== NOT_CALLED) {
-          stop = isOutcome
-            ? await (pending as Promise<boolean>)
-            : await this.outcome(await pending, ctx);
-        } else if (this.hasProcessingHooks) {
-          stop = await this.invokeWithHooks(
-            entry.direct ?? entry.handler,
-            data,
-            ctx,
-          );
-        } else {
-          stop = await this.invoke(entry, data, ctx);
-        }
-      } catch (err) {
-        this.handlerFailed(entry, event, ctx, err);
-        return false;
-      }
-      if (stop) return true;
-    }
-    return false;
-  }
-
-  /** Calls one handler and says whether it stopped the chain. */
-  private async invoke(
-    entry: HandlerEntry,
-    data: unknown,
-    ctx: AnyConnectionContext,
-  ): Promise<boolean> {
-    let result: unknown;
-    if (entry.direct !== undefined) {
-      this.directDepth++;
-      try {
-        result = entry.direct(data, ctx);
-      } finally {
-        this.directDepth--;
-      }
-      if (result instanceof Promise) result = await result;
-    } else {
-      result = await entry.handler(data, ctx);
-    }
-    return this.outcome(result, ctx);
-  }
-
-  /** Runs a handler between Nest's processing start and end hooks. */
-  private invokeWithHooks(
-    handler: (data: unknown, ctx: AnyConnectionContext) => unknown,
-    data: unknown,
-    ctx: AnyConnectionContext,
-  ): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      // Our own once-only runner: Nest 11's Server has no
-      // createProcessingEndHookRunner.
-      let ended = false;
-      const runEndHook = () => {
-        if (ended) return;
-        ended = true;
-        this.onProcessingEndHook?.(this.transportId, ctx);
-      };
-      const run = async () => {
-        try {
-          resolve(await this.outcome(await handler(data, ctx), ctx));
-        } catch (err) {
-          reject(err);
-        } finally {
-          runEndHook();
-        }
-      };
-      try {
-        this.onProcessingStartHook(this.transportId, ctx, run);
-      } catch (err) {
-        reject(err);
-      }
-    });
-  }
-
-  /**
-   * What a handler's return value does: `EVENT_HANDLED` stops the chain;
-   * text or bytes, or an array of them, are sent to the connection as
-   * lines; an Observable does the same with each value it emits (its last
-   * value decides whether the chain stops). Anything else is ignored.
-   *
-   * @returns Whether the chain stops; a promise only for an Observable.
-   */
-  private outcome(
-    result: unknown,
-    ctx: AnyConnectionContext,
-  ): boolean | Promise<boolean> {
-    if (result === EVENT_HANDLED) return true;
-    if (result === undefined || result === null) return false;
-    if (isObservable(result)) {
-      return new Promise<boolean>((resolve, reject) => {
-        let handled = false;
-        result.subscribe({
-          next: (value) => {
-            handled = value === EVENT_HANDLED;
-            if (!handled) sendReply(value, ctx);
-          },
-          error: reject,
-          complete: () => resolve(handled),
-        });
-      });
-    }
-    sendReply(result, ctx);
-    return false;
-  }
-
   private handlerFailed(
-    entry: HandlerEntry,
+    origin: string,
     event: string,
     ctx: AnyConnectionContext,
     err: unknown,
@@ -1527,7 +1336,7 @@ export class EarwaxTransport
     const disconnect =
       this.settings.handlerErrorPolicy === 'disconnect' && ctx.state === 'open';
     ctx.logger.warn(
-      `${entry.origin} failed on ${event}: ${describe(err)}${disconnect ? '; disconnecting' : ''}`,
+      `${origin} failed on ${event}: ${describe(err)}${disconnect ? '; disconnecting' : ''}`,
     );
     if (disconnect) this.disconnect(ctx, 'error');
   }
@@ -1735,20 +1544,6 @@ function onDrainTimeout(ctx: AnyConnectionContext): void {
 }
 function destroySocket(socket: Socket): void {
   socket.destroy();
-}
-
-/** Sends a handler's reply: text, bytes, or an array of them, as lines. */
-function sendReply(value: unknown, ctx: AnyConnectionContext): void {
-  if (typeof value === 'string') {
-    ctx.sendString(value);
-  } else if (value instanceof Uint8Array) {
-    ctx.sendBytes(value);
-  } else if (Array.isArray(value)) {
-    for (const item of value as unknown[]) {
-      if (typeof item === 'string') ctx.sendString(item);
-      else if (item instanceof Uint8Array) ctx.sendBytes(item);
-    }
-  }
 }
 
 function isThenable(value: unknown): value is PromiseLike<boolean> {
