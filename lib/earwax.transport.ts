@@ -31,6 +31,7 @@ import { foreignProtocol } from './framing/protocol-sniffer.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 import type { DirectDispatcher } from './pipeline/direct-dispatch.js';
 import { HandlerChains } from './pipeline/handler-chains.js';
+import { isThenable } from './utils/is-thenable.js';
 import {
   ProxyHeaderParser,
   type ProxyParseResult,
@@ -839,7 +840,7 @@ export class EarwaxTransport
       this.block(ctx, 'guard_error', err);
       return;
     }
-    if (isThenable(verdict)) {
+    if (isThenable<boolean>(verdict)) {
       verdict.then(
         (allowed) => this.admit(ctx, allowed, true),
         (err: unknown) => this.block(ctx, 'guard_error', err),
@@ -1544,14 +1545,6 @@ function onDrainTimeout(ctx: AnyConnectionContext): void {
 }
 function destroySocket(socket: Socket): void {
   socket.destroy();
-}
-
-function isThenable(value: unknown): value is PromiseLike<boolean> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 function describe(err: unknown): string {

@@ -18,6 +18,7 @@ import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum.js'
 import { RpcExceptionsHandler } from '@nestjs/microservices/exceptions/rpc-exceptions-handler.js';
 import { catchError, isObservable, type Observable } from 'rxjs';
 import { EARWAX_PATTERN_PREFIX } from '../constants.js';
+import { isThenable } from '../utils/is-thenable.js';
 
 /**
  * A handler called without Nest's generic pipeline: it returns the method's
@@ -279,7 +280,7 @@ function directHandler(
     } catch (err) {
       return fail(err, data, ctx);
     }
-    if (isPromiseLike(result)) {
+    if (isThenable(result)) {
       return Promise.resolve(result).then(
         (value) => settle(value, data, ctx),
         (err: unknown) => fail(err, data, ctx),
@@ -314,12 +315,4 @@ function specialised(
           args.map((arg) => arg(data, ctx)),
         );
   }
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }

@@ -1,17 +1,9 @@
 import 'reflect-metadata';
-import {
-  afterAll,
-  afterEach,
-  beforeAll,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller, type INestMicroservice } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Ctx, Payload } from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
 import {
   BlockListService,
   ConnectionContext,
@@ -26,7 +18,7 @@ import { RedisAdapter } from '../../lib/redis/index.js';
 import { LineClient } from '../support/line-client.js';
 import { RecordingLogger } from '../support/recording-logger.js';
 import { eventually } from '../support/redis-eventually.js';
-import { RedisServer } from '../support/redis-server.js';
+import { useRedisServer } from '../support/redis-server.js';
 
 /**
  * The Redis adapter in two Nest applications of this process (each its own
@@ -47,28 +39,16 @@ class RelayController {
 }
 
 describe('RedisAdapter in Nest applications', () => {
-  let redis: RedisServer;
-  let inspect: Redis;
+  const shared = useRedisServer();
   const logs = new RecordingLogger();
   const apps: INestMicroservice[] = [];
   const clients: LineClient[] = [];
   let prefixes = 0;
 
-  beforeAll(async () => {
-    redis = await RedisServer.start();
-    inspect = new Redis(redis.url, { retryStrategy: () => 100 });
-    inspect.on('error', () => undefined);
-  }, 20_000);
-
   afterEach(async () => {
     for (const client of clients.splice(0)) client.socket.destroy();
     await Promise.all(apps.splice(0).map((app) => app.close()));
-    if (!redis.running) await redis.restart();
-  });
-
-  afterAll(async () => {
-    inspect?.disconnect();
-    await redis?.stop();
+    if (!shared.server.running) await shared.server.restart();
   });
 
   /**
@@ -138,7 +118,7 @@ describe('RedisAdapter in Nest applications', () => {
 
   function settings(nodeId: string, prefix: string) {
     return {
-      REDIS_PORT: String(redis.port),
+      REDIS_PORT: String(shared.server.port),
       REDIS_PREFIX: prefix,
       NODE_ID: nodeId,
       MAX_PLAYERS: '100',
@@ -180,7 +160,7 @@ describe('RedisAdapter in Nest applications', () => {
     );
     a.send('hello from one');
     expect(await b.line(0)).toBe('hello from one');
-    expect(await inspect.zrange(`{${prefix}}:nodes`, '0', '-1')).toEqual(
+    expect(await shared.inspect.zrange(`{${prefix}}:nodes`, '0', '-1')).toEqual(
       expect.arrayContaining(['one', 'two']),
     );
   });
@@ -189,13 +169,16 @@ describe('RedisAdapter in Nest applications', () => {
     const prefix = `malformed-${++prefixes}`;
     const one = await boot(settings('one', prefix));
     const b = await player(one.port);
-    await inspect.publish(`{${prefix}}:all`, '{"v":1,"kind":"broadcast"}');
-    await inspect.publish(`{${prefix}}:all`, 'garbage');
+    await shared.inspect.publish(
+      `{${prefix}}:all`,
+      '{"v":1,"kind":"broadcast"}',
+    );
+    await shared.inspect.publish(`{${prefix}}:all`, 'garbage');
     await logged(
       /Dropped a malformed message on \{malformed-\d+\}:all: "from" is not a string/,
     );
     await logged(/Dropped a malformed message .*: message is not JSON/);
-    await inspect.publish(
+    await shared.inspect.publish(
       `{${prefix}}:all`,
       JSON.stringify({
         v: 1,
@@ -206,7 +189,7 @@ describe('RedisAdapter in Nest applications', () => {
     );
     expect(await b.line(0)).toBe('still here');
     // A ban with a target that is not an address changes nothing.
-    await inspect.publish(
+    await shared.inspect.publish(
       `{${prefix}}:all`,
       JSON.stringify({
         v: 1,
@@ -229,7 +212,7 @@ describe('RedisAdapter in Nest applications', () => {
 
   it('starts while Redis is down, serves its own players, and joins once Redis answers', async () => {
     const prefix = `late-${++prefixes}`;
-    await redis.kill();
+    await shared.server.kill();
     const one = await boot({
       ...settings('late-one', prefix),
       CONNECT_TIMEOUT: '300',
@@ -247,13 +230,13 @@ describe('RedisAdapter in Nest applications', () => {
     a.send('local only');
     expect(await b.line(0)).toBe('local only');
 
-    await redis.restart();
+    await shared.server.restart();
     await logged(
       /Joined the cluster as late-one \(Redis answered after [\d.]+ s\): 2 connection\(s\)/,
       10_000,
     );
     expect(adapter.available).toBe(true);
-    expect(await inspect.hlen(`{${prefix}}:presence:late-one`)).toBe(2);
+    expect(await shared.inspect.hlen(`{${prefix}}:presence:late-one`)).toBe(2);
   });
 
   it('queues nothing while Redis is down: what was sent meanwhile is dropped and counted', async () => {
@@ -269,7 +252,7 @@ describe('RedisAdapter in Nest applications', () => {
       'both players counted',
     );
     const lost = logs.find(/Lost Redis/).length;
-    await redis.kill();
+    await shared.server.kill();
     await logs.journal.waitFor(
       () => logs.find(/Lost Redis/).length >= lost + 2,
       'both apps to report the outage',
@@ -279,7 +262,7 @@ describe('RedisAdapter in Nest applications', () => {
     expect(registry.serverSideEmit('during')).toBe(false);
 
     const back = logs.find(/Redis is back/).length;
-    await redis.restart();
+    await shared.server.restart();
     await logs.journal.waitFor(
       () => logs.find(/Redis is back/).length >= back + 2,
       'both apps to resync',
@@ -329,7 +312,7 @@ describe('RedisAdapter in Nest applications', () => {
     await admitted(await from(one.port));
     // Admission did not wait for Redis: the count there follows.
     await eventually(
-      () => inspect.get(key),
+      () => shared.inspect.get(key),
       (count) => count === '2',
       'Redis to count the first two connections',
     );
@@ -341,9 +324,9 @@ describe('RedisAdapter in Nest applications', () => {
     );
     await refused(await from(two.port));
     await refused(await from(one.port));
-    expect(Number(await inspect.get(key))).toBeGreaterThanOrEqual(4);
+    expect(Number(await shared.inspect.get(key))).toBeGreaterThanOrEqual(4);
     // Its own window ends it: nothing is left behind for good.
-    const ttl = await inspect.pttl(key);
+    const ttl = await shared.inspect.pttl(key);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(10_000);
   });
@@ -351,7 +334,11 @@ describe('RedisAdapter in Nest applications', () => {
   it('shares a process’s configured bans, and serves again after its application closed', async () => {
     const prefix = `reuse-${++prefixes}`;
     const adapter = new RedisAdapter({
-      redis: { port: redis.port, host: '127.0.0.1', retryStrategy: () => 100 },
+      redis: {
+        port: shared.server.port,
+        host: '127.0.0.1',
+        retryStrategy: () => 100,
+      },
       prefix,
       nodeId: 'reused',
     });
@@ -396,7 +383,7 @@ describe('RedisAdapter in Nest applications', () => {
       'presence to be readable again',
     );
     expect(
-      await inspect
+      await shared.inspect
         .zrange(`{${prefix}}:nodes`, '0', '-1')
         .then((n) => n.sort()),
     ).toEqual(['other', 'reused']);

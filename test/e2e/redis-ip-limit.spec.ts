@@ -1,15 +1,7 @@
 import 'reflect-metadata';
-import {
-  afterAll,
-  afterEach,
-  beforeAll,
-  describe,
-  expect,
-  it,
-} from '@jest/globals';
+import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx } from '@nestjs/microservices';
-import { Redis } from 'ioredis';
 import {
   ConnectionContext,
   ConnectionRegistry,
@@ -21,7 +13,7 @@ import { type Booted, bootEarwax } from '../support/boot.js';
 import { LineClient } from '../support/line-client.js';
 import { AppProcess } from '../support/redis-app-process.js';
 import { eventually } from '../support/redis-eventually.js';
-import { RedisServer } from '../support/redis-server.js';
+import { useRedisServer } from '../support/redis-server.js';
 
 /**
  * `maxConnectionsPerIp` across the processes of a cluster: three Nest
@@ -47,28 +39,16 @@ class GreetingController {
 }
 
 describe('maxConnectionsPerIp across a cluster', () => {
-  let redis: RedisServer;
-  let inspect: Redis;
+  const shared = useRedisServer();
   const apps: Booted[] = [];
   const children: AppProcess[] = [];
   const clients: LineClient[] = [];
   let prefixes = 0;
 
-  beforeAll(async () => {
-    redis = await RedisServer.start();
-    inspect = new Redis(redis.url, { retryStrategy: () => 100 });
-    inspect.on('error', () => undefined);
-  }, 20_000);
-
   afterEach(async () => {
     for (const client of clients.splice(0)) client.socket.destroy();
     await Promise.all(apps.splice(0).map(({ app }) => app.close()));
     await Promise.all(children.splice(0).map((child) => child.kill()));
-  });
-
-  afterAll(async () => {
-    inspect?.disconnect();
-    await redis?.stop();
   });
 
   /** One process of the game: limit 2 per address, counted cluster-wide. */
@@ -79,7 +59,7 @@ describe('maxConnectionsPerIp across a cluster', () => {
           EarwaxModule.forRoot({
             adapter: new RedisAdapter({
               redis: {
-                port: redis.port,
+                port: shared.server.port,
                 host: '127.0.0.1',
                 retryStrategy: () => 100,
               },
@@ -141,7 +121,7 @@ describe('maxConnectionsPerIp across a cluster', () => {
     // Admission on A did not wait for anyone: the others learn of it.
     await seesElsewhere(b, '127.0.0.2', 2);
     await seesElsewhere(c, '127.0.0.2', 2);
-    expect(await inspect.hgetall(`{${prefix}}:held:A`)).toEqual({
+    expect(await shared.inspect.hgetall(`{${prefix}}:held:A`)).toEqual({
       '127.0.0.2': '2',
     });
 
@@ -181,29 +161,29 @@ describe('maxConnectionsPerIp across a cluster', () => {
       await admitted(b, '127.0.0.2'),
     ];
     await seesElsewhere(a, '127.0.0.2', 1);
-    expect((await inspect.keys(`{${prefix}}:held:*`)).sort()).toEqual([
+    expect((await shared.inspect.keys(`{${prefix}}:held:*`)).sort()).toEqual([
       `{${prefix}}:held:A`,
       `{${prefix}}:held:B`,
     ]);
     // Held while it lives: it expires with the heartbeat if the process dies.
-    expect(await inspect.pttl(`{${prefix}}:held:A`)).toBeGreaterThan(0);
+    expect(await shared.inspect.pttl(`{${prefix}}:held:A`)).toBeGreaterThan(0);
 
     await Promise.all(players.map((player) => player.end()));
     await seesElsewhere(a, '127.0.0.2', 0);
     // A process that holds nothing keeps no hash.
     await eventually(
-      () => inspect.keys(`{${prefix}}:held:*`),
+      () => shared.inspect.keys(`{${prefix}}:held:*`),
       (keys) => keys.length === 0,
       'the held hashes to be deleted',
     );
     await Promise.all(apps.splice(0).map(({ app }) => app.close()));
-    expect(await inspect.keys(`{${prefix}}*`)).toEqual([]);
+    expect(await shared.inspect.keys(`{${prefix}}*`)).toEqual([]);
   }, 20_000);
 
   it('drops malformed held counts with a warning, and still counts what is well formed', async () => {
     const prefix = `ip-bad-${++prefixes}`;
     const [a, b] = [await boot(prefix, 'A'), await boot(prefix, 'B')];
-    await inspect.publish(
+    await shared.inspect.publish(
       `{${prefix}}:all`,
       JSON.stringify({
         v: 1,
@@ -236,7 +216,7 @@ describe('maxConnectionsPerIp across a cluster', () => {
     const b = await boot(prefix, 'B');
     // A real process (its default maxConnectionsPerIp of 50 shares counts).
     const doomed = await AppProcess.start({
-      redisUrl: redis.url,
+      redisUrl: shared.server.url,
       prefix,
       nodeId: 'doomed',
       heartbeatMs: HEARTBEAT_MS,
@@ -257,7 +237,7 @@ describe('maxConnectionsPerIp across a cluster', () => {
     await seesElsewhere(b, '127.0.0.4', 0);
     await admitted(b, '127.0.0.4');
     await eventually(
-      () => inspect.exists(`{${prefix}}:held:doomed`),
+      () => shared.inspect.exists(`{${prefix}}:held:doomed`),
       (exists) => exists === 0,
       'the crashed process’s hash to expire',
     );

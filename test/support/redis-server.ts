@@ -1,3 +1,5 @@
+import { afterAll, beforeAll } from '@jest/globals';
+import { Redis } from 'ioredis';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
@@ -209,4 +211,41 @@ export class RedisServer {
     }
     return exited;
   }
+}
+
+/** The redis-server of a spec file, and a client to look into it. */
+export interface SharedRedis {
+  readonly server: RedisServer;
+  /** An ioredis client of the test's own, for what the apps left in Redis. */
+  readonly inspect: Redis;
+}
+
+/**
+ * Starts one redis-server for the spec file that calls it (in `beforeAll`),
+ * with an `inspect` client, and stops both in `afterAll`.
+ */
+export function useRedisServer(): SharedRedis {
+  let server: RedisServer | undefined;
+  let inspect: Redis | undefined;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    inspect = new Redis(server.url, { retryStrategy: () => 100 });
+    inspect.on('error', () => undefined);
+  }, 20_000);
+  afterAll(async () => {
+    inspect?.disconnect();
+    await server?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('redis-server is not started.');
+    return value;
+  };
+  return {
+    get server() {
+      return started(server);
+    },
+    get inspect() {
+      return started(inspect);
+    },
+  };
 }
