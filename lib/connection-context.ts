@@ -13,6 +13,12 @@ import type {
   WindowSize,
 } from './interfaces/telnet.interface.js';
 import { escapeIac } from './telnet/telnet-parser.js';
+import {
+  assertBoolean,
+  assertData,
+  assertEncoding,
+  assertText,
+} from './utils/send-arguments.js';
 import type { TelnetSession } from './telnet/telnet-session.js';
 import type {
   ConnectionAddress,
@@ -69,9 +75,13 @@ export interface ConnectionHost {
  * what `host.switchToRpc().getContext()` gives a guard, interceptor or filter.
  * It stands for `earwax_server.ConnectionContext`.
  *
- * Sends never throw and never block: output is queued in memory up to
- * `maxOutputBuffer`, and a send to a connection that is gone is a logged
- * no-op returning `false`, so a broadcast never fails because one peer died.
+ * Sends never block and never fail because of the connection: output is
+ * queued in memory up to `maxOutputBuffer`, and a send to a connection that
+ * is gone is a logged no-op returning `false`, so a broadcast never fails
+ * because one peer died. A wrong argument (not text or bytes, an unknown
+ * encoding, GMCP data JSON cannot encode) is a programming error: the send
+ * throws a `TypeError` before anything is written, as Node's own
+ * `socket.write()` does, and the connection is left as it was.
  * Contexts compare by identity; {@link ConnectionContext.id} is unique.
  *
  * @typeParam TData The shape of {@link ConnectionContext.data}, the state
@@ -278,8 +288,10 @@ export class ConnectionContext<
    *
    * @param on Whether the client should echo.
    * @returns Whether a request was sent (`false` if nothing changes).
+   * @throws TypeError if `on` is not a boolean.
    */
   echo(on: boolean): boolean {
+    assertBoolean('echo', 'on', on);
     if (this.telnet === null || !this.writable('echo')) return false;
     return this.telnet.setEcho(on);
   }
@@ -291,20 +303,30 @@ export class ConnectionContext<
    *
    * @param text The prompt.
    * @returns Whether it was queued for sending.
+   * @throws TypeError if `text` is not a string.
    */
   sendPrompt(text: string): boolean {
+    assertText('sendPrompt', 'text', text);
     if (!this.writable('sendPrompt')) return false;
     const out = this.out;
     const encoding = this.encoding;
     const end = this.telnet?.promptEnd();
     out.cork();
-    if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
-      out.write(escapeIac(Buffer.from(text, encoding)));
-    } else {
-      out.write(text, encoding);
+    let ok = true;
+    try {
+      if (
+        this.telnet !== null &&
+        encoding !== 'utf8' &&
+        encoding !== 'utf-8'
+      ) {
+        out.write(escapeIac(Buffer.from(text, encoding)));
+      } else {
+        out.write(text, encoding);
+      }
+      if (end !== undefined) ok = out.write(end);
+    } finally {
+      out.uncork();
     }
-    const ok = end === undefined ? true : out.write(end);
-    out.uncork();
     return this.checkOutput(ok);
   }
 
@@ -315,8 +337,11 @@ export class ConnectionContext<
    * @param pkg The package and message name.
    * @param data The data, sent as JSON; leave it out for none.
    * @returns Whether it was queued (`false` without GMCP).
+   * @throws TypeError if `pkg` is not a string, or `data` cannot be encoded
+   *   as JSON (a cycle, a BigInt, a function).
    */
   sendGmcp(pkg: string, data?: unknown): boolean {
+    assertText('sendGmcp', 'pkg', pkg);
     if (this.telnet === null || !this.writable('sendGmcp')) return false;
     return this.telnet.sendGmcp(pkg, data);
   }
@@ -354,8 +379,10 @@ export class ConnectionContext<
    *
    * @param text The line, without its terminator.
    * @returns Whether it was queued for sending.
+   * @throws TypeError if `text` is not a string.
    */
   sendString(text: string): boolean {
+    assertText('sendString', 'text', text);
     if (!this.writable('sendString')) return false;
     return this.checkOutput(this.writeTextLine(text, this.encoding));
   }
@@ -369,25 +396,24 @@ export class ConnectionContext<
    * @param encoding The encoding of a string `data`; defaults to the
    *   transport's `encoding`.
    * @returns Whether it was queued for sending.
+   * @throws TypeError if `data` is neither text nor bytes, or `encoding` is
+   *   not one `Buffer` knows.
    */
   sendBytes(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
+    assertData('sendBytes', data);
+    assertEncoding('sendBytes', encoding);
     if (!this.writable('sendBytes')) return false;
-    const out = this.out;
     let ok: boolean;
     if (typeof data === 'string') {
       ok = this.writeTextLine(data, encoding ?? this.encoding);
     } else {
       // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
       const bytes = this.telnet !== null ? escapeIac(data) : data;
-      if (bytes.length <= COPY_LIMIT) {
-        // One small copy and one write beat a corked two-buffer writev.
-        ok = out.write(withCrlf(bytes));
-      } else {
-        out.cork();
-        out.write(bytes);
-        ok = out.write(CRLF);
-        out.uncork();
-      }
+      ok =
+        bytes.length <= COPY_LIMIT
+          ? // One small copy and one write beat a corked two-buffer writev.
+            this.out.write(withCrlf(bytes))
+          : this.writeCorked(bytes, CRLF);
     }
     return this.checkOutput(ok);
   }
@@ -398,8 +424,10 @@ export class ConnectionContext<
    * @param data The bytes (a string is encoded with the transport's
    *   `encoding`).
    * @returns Whether it was queued for sending.
+   * @throws TypeError if `data` is neither text nor bytes.
    */
   sendRaw(data: Uint8Array | string): boolean {
+    assertData('sendRaw', data);
     if (!this.writable('sendRaw')) return false;
     if (this.telnet !== null) {
       // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
@@ -483,21 +511,27 @@ export class ConnectionContext<
   private writeTextLine(text: string, encoding: BufferEncoding): boolean {
     if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
       // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
-      const line = escapeIac(Buffer.from(text, encoding));
-      this.out.cork();
-      this.out.write(line);
-      const ok = this.out.write(CRLF);
-      this.out.uncork();
-      return ok;
+      return this.writeCorked(escapeIac(Buffer.from(text, encoding)), CRLF);
     }
     if (ASCII_COMPATIBLE.has(encoding)) {
       return this.out.write(text + '\r\n', encoding);
     }
-    this.out.cork();
-    this.out.write(text, encoding);
-    const ok = this.out.write(CRLF);
-    this.out.uncork();
-    return ok;
+    return this.writeCorked(Buffer.from(text, encoding), CRLF);
+  }
+
+  /**
+   * Writes two buffers as one writev. The stream is uncorked whatever
+   * happens, so a write that throws cannot hold back later output.
+   */
+  private writeCorked(first: Uint8Array, second: Uint8Array): boolean {
+    const out = this.out;
+    out.cork();
+    try {
+      out.write(first);
+      return out.write(second);
+    } finally {
+      out.uncork();
+    }
   }
 
   private writable(what: string): boolean {

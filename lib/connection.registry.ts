@@ -20,6 +20,7 @@ import {
   withCrlf,
 } from './connection-context.js';
 import type { DisconnectReason } from './interfaces/connection.interface.js';
+import { assertData, assertEncoding } from './utils/send-arguments.js';
 
 /**
  * Options of {@link ConnectionRegistry.broadcast}.
@@ -239,9 +240,13 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    *   out, usually the sender; `encoding`: how to encode text (default:
    *   each connection's own); `local`: this process only.
    * @returns How many connections of this process it was queued to.
+   * @throws TypeError if `data` is neither text nor bytes, or `encoding` is
+   *   not one `Buffer` knows (before anything is sent).
    */
   broadcast(data: string | Uint8Array, options: BroadcastOptions = {}): number {
     const { room, except, encoding } = options;
+    assertData('broadcast', data);
+    assertEncoding('broadcast', encoding);
     const skip = excluded(except);
     const sent = this.deliverHere(data, room, skip, encoding);
     if (this.peers !== null && options.local !== true) {

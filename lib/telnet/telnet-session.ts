@@ -154,7 +154,14 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   /** Writes a GMCP message, if GMCP is on. */
   sendGmcp(pkg: string, data: unknown): boolean {
     if (!this.gmcpEnabled) return false;
-    const text = data === undefined ? pkg : `${pkg} ${JSON.stringify(data)}`;
+    // Throws a TypeError for a cycle or a BigInt before anything is written.
+    const json = data === undefined ? undefined : JSON.stringify(data);
+    if (data !== undefined && json === undefined) {
+      throw new TypeError(
+        `sendGmcp(): data for ${pkg} has no JSON form (${typeof data}).`,
+      );
+    }
+    const text = json === undefined ? pkg : `${pkg} ${json}`;
     return this.host.write(
       subnegotiation(TelnetOption.GMCP, Buffer.from(text, 'utf8')),
     );
