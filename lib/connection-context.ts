@@ -7,6 +7,7 @@ import type { Writable } from 'node:stream';
 import type { ConnectionRegistry } from './connection.registry.js';
 import type { EarwaxListener } from './earwax.listener.js';
 import type { LineFramer } from './framing/line-framer.js';
+import type { PendingHandler } from './limits/handler-watch.js';
 import type { InputRateLimiter } from './limits/input-rate-limiter.js';
 import type {
   TerminalInfo,
@@ -138,6 +139,11 @@ export class ConnectionContext<
   /** @internal Events waiting behind a running handler: name, data, ... */
   queue: unknown[] | null = null;
   /** @internal */ busy = false;
+  /**
+   * @internal The handler the connection's next events wait for, while one
+   * has returned a promise that has not settled.
+   */
+  waiting: PendingHandler | null = null;
   /** @internal */ inputPaused = false;
   /** @internal */ lastError: Error | undefined = undefined;
   /** @internal */ lingerTimer: NodeJS.Timeout | undefined = undefined;
@@ -173,6 +179,11 @@ export class ConnectionContext<
    * is done.
    */
   readonly socket: Socket;
+  /**
+   * @internal The accepted TCP socket: under TLS, the one the TLS socket
+   * wraps (what a reset goes through).
+   */
+  readonly tcp: Socket;
   /** @internal */ readonly host: ConnectionHost;
   /** @internal The listener it came in on. */
   readonly via: EarwaxListener | undefined;
@@ -190,6 +201,7 @@ export class ConnectionContext<
   constructor(socket: Socket, host: ConnectionHost, via?: EarwaxListener) {
     super([socket]);
     this.socket = socket;
+    this.tcp = socket;
     this.out = socket;
     this.host = host;
     this.via = via;
@@ -314,11 +326,7 @@ export class ConnectionContext<
     out.cork();
     let ok = true;
     try {
-      if (
-        this.telnet !== null &&
-        encoding !== 'utf8' &&
-        encoding !== 'utf-8'
-      ) {
+      if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
         out.write(escapeIac(Buffer.from(text, encoding)));
       } else {
         out.write(text, encoding);

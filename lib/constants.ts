@@ -83,6 +83,7 @@ export const EARWAX_DEFAULTS = {
   maxQueuedEvents: 256,
   refusalLogInterval: 10_000,
   closeTimeout: 5000,
+  handlerTimeout: 10_000,
   lingerTimeout: 2000,
   writeTimeout: 30_000,
   maxConnections: 10_000,

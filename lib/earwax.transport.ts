@@ -45,6 +45,7 @@ import type {
   EarwaxTransportOptions,
 } from './interfaces/earwax-options.interface.js';
 import { ConnectionLimits } from './limits/connection-limits.js';
+import { HandlerWatch } from './limits/handler-watch.js';
 import { IdleSweep } from './limits/idle-sweep.js';
 import { LogThrottle } from './limits/log-throttle.js';
 import {
@@ -166,8 +167,14 @@ export class EarwaxTransport
   private dispatcher: DirectDispatcher | undefined;
   /** Holds back repeated refusal logs (`refusalLogInterval`). */
   private refusalLog: LogThrottle | null = null;
-  /** Every accepted socket whose connection has not fully ended. */
+  /** Every accepted connection whose socket has not closed. */
   private readonly live = new Set<AnyConnectionContext>();
+  /**
+   * Connections whose socket has closed (and released what it held) while
+   * their events, `on_disconnect` last, still run.
+   */
+  private readonly ending = new Set<AnyConnectionContext>();
+  private handlerWatch: HandlerWatch;
   /** This transport's counters, or the application's once bound. */
   private counters: EarwaxMetrics = new EarwaxMetrics().attach(this);
   private closing = false;
@@ -203,6 +210,7 @@ export class EarwaxTransport
     this.addConfiguredBans(this.blocks, this.settings.blockList);
     this.limits = this.createLimits();
     this.refusalLog = this.createRefusalLog();
+    this.handlerWatch = this.createHandlerWatch();
     for (const name of options.eventTypes ?? []) this.registerEventType(name);
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const transport = this;
@@ -391,7 +399,10 @@ export class EarwaxTransport
       host.maxOutputBuffer = this.settings.maxOutputBuffer;
       host.checkEveryWrite =
         this.settings.maxOutputBuffer < SOCKET_HIGH_WATER_MARK;
-      if (this.live.size === 0) this.limits = this.createLimits();
+      if (this.live.size === 0 && this.ending.size === 0) {
+        this.limits = this.createLimits();
+        this.handlerWatch = this.createHandlerWatch();
+      }
       this.refusalLog?.flush();
       this.refusalLog = this.createRefusalLog();
     }
@@ -582,6 +593,7 @@ export class EarwaxTransport
       (ctx, why) => this.dropIdle(ctx, why),
     );
     this.idleSweep.start(this.live);
+    this.handlerWatch.start();
     this._status$.next(EarwaxStatus.LISTENING);
   }
 
@@ -984,7 +996,7 @@ export class EarwaxTransport
     (deflate as unknown as TrackedSocket)[kContext] = ctx;
     deflate.on('error', (err: Error) => {
       ctx.logger.warn(`Compression failed (${err.message}): disconnecting.`);
-      socket.destroy();
+      abortSocket(ctx);
     });
     deflate.pipe(socket);
     ctx.out = deflate;
@@ -1056,15 +1068,30 @@ export class EarwaxTransport
         }
     }
     if (socket.destroyed) return;
-    void Promise.resolve(this.handlers.run(ctx, 'on_block', reason)).then(
-      (handled) => {
-        // A handler that returns EVENT_HANDLED has said what it wanted to.
-        const key = BLOCK_MESSAGE[reason];
-        const message = key && !handled ? this.settings.messages[key] : false;
-        if (message !== false) ctx.sendString(message);
-        this.endSocket(ctx);
-      },
-    );
+    const handled = this.handlers.run(ctx, 'on_block', reason);
+    if (handled === true || handled === false) {
+      this.refuse(ctx, reason, handled);
+      return;
+    }
+    const pending = this.handlerWatch.wait(ctx, 'on_block');
+    void handled.then((stopped) => {
+      if (ctx.waiting !== pending) return;
+      this.handlerWatch.done(ctx);
+      this.refuse(ctx, reason, stopped);
+    });
+  }
+
+  /** After `on_block`: the refusal message (unless handled), then the end. */
+  private refuse(
+    ctx: AnyConnectionContext,
+    reason: BlockReason,
+    handled: boolean,
+  ): void {
+    // A handler that returns EVENT_HANDLED has said what it wanted to.
+    const key = BLOCK_MESSAGE[reason];
+    const message = key && !handled ? this.settings.messages[key] : false;
+    if (message !== false) ctx.sendString(message);
+    this.endSocket(ctx);
   }
 
   /** Called by `ctx.disconnect()` and on server-side failures. */
@@ -1072,17 +1099,16 @@ export class EarwaxTransport
     ctx: AnyConnectionContext,
     reason: DisconnectReason,
   ): void {
-    const socket = ctx.socket;
     if (ctx.state === 'pending') {
       // A refused connection: it is being closed after on_block anyway.
-      if (reason === 'slow_consumer') socket.destroy();
+      if (reason === 'slow_consumer') abortSocket(ctx);
       else this.endSocket(ctx);
       return;
     }
     if (ctx.state !== 'open') return;
     if (reason === 'slow_consumer') {
       // Its output will never drain: flushing would wait forever.
-      socket.destroy();
+      abortSocket(ctx);
     } else {
       this.endSocket(ctx);
     }
@@ -1156,18 +1182,68 @@ export class EarwaxTransport
         socket.writableLength > 0 || out.writableLength > 0
           ? writeTimeout + lingerTimeout
           : lingerTimeout;
-      ctx.lingerTimer = setTimeout(destroySocket, wait, socket);
+      ctx.lingerTimer = setTimeout(abortSocket, wait, ctx);
       ctx.lingerTimer.unref();
     }
   }
 
-  /** Forgets a context once its socket is closed and its events are done. */
+  /**
+   * Once the socket has closed: releases what it held at once (its place
+   * under the connection limits, timers, compressor), whatever its handlers
+   * are doing, and forgets the connection once its events are done too.
+   */
   private settle(ctx: AnyConnectionContext): void {
     if (!ctx.socket.destroyed) return;
-    if (ctx.state === 'open' || ctx.state === 'closing') return;
-    if (!this.live.delete(ctx)) return;
-    this.releaseResources(ctx);
-    if (this.live.size === 0) this.onLiveEmpty?.();
+    const eventsLeft = ctx.state === 'open' || ctx.state === 'closing';
+    if (this.live.delete(ctx)) {
+      this.releaseResources(ctx);
+      if (eventsLeft) {
+        this.ending.add(ctx);
+        return;
+      }
+    } else if (eventsLeft || !this.ending.delete(ctx)) {
+      return;
+    }
+    if (this.live.size === 0 && this.ending.size === 0) this.onLiveEmpty?.();
+  }
+
+  /**
+   * Stops waiting for the connection's running handler (its late result is
+   * ignored) and goes on with what follows it.
+   */
+  private stopWaiting(ctx: AnyConnectionContext): void {
+    const pending = ctx.waiting;
+    if (pending === null) return;
+    this.handlerWatch.done(ctx);
+    if (pending.event === 'on_block') {
+      // A refused connection: nothing more to tell it.
+      this.endSocket(ctx);
+    } else if (this.afterEvent(ctx, pending.event)) {
+      this.drainNext(ctx);
+    }
+  }
+
+  /** A handler still running at `handlerTimeout`. */
+  private handlerOverdue(ctx: AnyConnectionContext): void {
+    const pending = ctx.waiting;
+    if (pending === null) return;
+    this.counters.handlerTimeouts++;
+    const { event } = pending;
+    const { handlerTimeout, handlerTimeoutPolicy } = this.settings;
+    // No longer open (its on_disconnect, or a refusal's on_block): no one
+    // is served by waiting any longer.
+    const giveUp = ctx.state !== 'open';
+    const disconnect = !giveUp && handlerTimeoutPolicy === 'disconnect';
+    ctx.logger.warn(
+      `${event} handler (${this.handlers.order(event).join(', ')}) still running after ${String(handlerTimeout)} ms` +
+        (giveUp
+          ? '; no longer waited for.'
+          : disconnect
+            ? '; disconnecting.'
+            : '; the connection waits for it.'),
+    );
+    if (giveUp) this.stopWaiting(ctx);
+    else if (disconnect) this.disconnect(ctx, 'error');
   }
 
   /** What a connection holds beyond its socket: counts, timers, compressor. */
@@ -1267,9 +1343,12 @@ export class EarwaxTransport
     for (;;) {
       const handled = this.handlers.run(ctx, event, data);
       if (handled !== true && handled !== false) {
-        const finished = event;
+        const pending = this.handlerWatch.wait(ctx, event);
         void handled.then(() => {
-          if (this.afterEvent(ctx, finished)) this.drainNext(ctx);
+          // No longer waited for (see HandlerWatch): its result is ignored.
+          if (ctx.waiting !== pending) return;
+          this.handlerWatch.done(ctx);
+          if (this.afterEvent(ctx, pending.event)) this.drainNext(ctx);
         });
         return;
       }
@@ -1411,6 +1490,19 @@ export class EarwaxTransport
     });
   }
 
+  private createHandlerWatch(): HandlerWatch {
+    return new HandlerWatch(
+      this.settings.handlerTimeout,
+      (ctx) => this.handlerOverdue(ctx),
+      (ctx) => {
+        ctx.logger.warn(
+          `${ctx.waiting?.event ?? 'A'} handler still running ${String(this.handlerWatch.grace)} ms after the connection stopped being open; the events behind it run without it.`,
+        );
+        this.stopWaiting(ctx);
+      },
+    );
+  }
+
   private createLimits(): ConnectionLimits {
     return new ConnectionLimits(
       this.settings.maxConnectionsPerIp,
@@ -1448,7 +1540,7 @@ export class EarwaxTransport
       if (goodbye !== false && ctx.state === 'open') ctx.sendString(goodbye);
       this.disconnect(ctx, 'server_shutdown');
     }
-    if (this.live.size > 0) {
+    if (this.live.size > 0 || this.ending.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
         this.onLiveEmpty = resolve;
@@ -1456,17 +1548,22 @@ export class EarwaxTransport
       });
       clearTimeout(timer);
       this.onLiveEmpty = undefined;
-      for (const ctx of this.live) {
+      for (const ctx of [...this.live, ...this.ending]) {
         ctx.logger.warn('Still busy at shutdown deadline; destroyed.');
         ctx.state = 'closed';
         // The application is going away: a handler that finishes later must
         // not start its connection's queued on_disconnect.
         ctx.queue = null;
-        ctx.socket.destroy();
-        this.releaseResources(ctx);
+        this.handlerWatch.done(ctx);
+        if (this.live.has(ctx)) {
+          abortSocket(ctx);
+          this.releaseResources(ctx);
+        }
       }
       this.live.clear();
+      this.ending.clear();
     }
+    this.handlerWatch.stop();
     await serverClosed;
     this._status$.next(EarwaxStatus.CLOSED);
   }
@@ -1543,7 +1640,22 @@ function onDrainTimeout(ctx: AnyConnectionContext): void {
   );
   ctx.host.disconnect(ctx, 'slow_consumer');
 }
-function destroySocket(socket: Socket): void {
+/**
+ * Destroys a connection's socket. When output queued for it is thrown away,
+ * the TCP connection is reset (RST) rather than closed with a FIN: the
+ * peer's stack reports a reset to a reader, not an end that looks like a
+ * complete answer, and no stale output is sent after it. Output already
+ * handed to the kernel is not known to Node: with nothing left in Node's
+ * buffers, the close is a FIN and the kernel still delivers what it holds.
+ */
+function abortSocket(ctx: AnyConnectionContext): void {
+  const { tcp, socket, out } = ctx;
+  const discarded =
+    out.writableLength > 0 ||
+    socket.writableLength > 0 ||
+    tcp.writableLength > 0;
+  // A TLS socket is reset through the TCP socket under it.
+  if (discarded && !tcp.destroyed) tcp.resetAndDestroy();
   socket.destroy();
 }
 

@@ -52,6 +52,8 @@ export interface TransportSettings {
   messages: EarwaxMessages;
   maxQueuedEvents: number;
   handlerErrorPolicy: HandlerErrorPolicy;
+  handlerTimeout: number | false;
+  handlerTimeoutPolicy: HandlerErrorPolicy;
   logConnections: boolean;
   refusalLogInterval: number | false;
   closeTimeout: number;
@@ -140,6 +142,11 @@ export function resolveSettings(
       'maxQueuedEvents',
     ),
     handlerErrorPolicy: options.handlerErrorPolicy ?? 'keep',
+    handlerTimeout:
+      options.handlerTimeout === false
+        ? false
+        : positive(options.handlerTimeout, d.handlerTimeout, 'handlerTimeout'),
+    handlerTimeoutPolicy: options.handlerTimeoutPolicy ?? 'keep',
     logConnections: options.logConnections ?? true,
     refusalLogInterval:
       options.refusalLogInterval === false

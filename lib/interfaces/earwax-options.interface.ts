@@ -426,6 +426,32 @@ export interface EarwaxTransportOptions {
    */
   handlerErrorPolicy?: HandlerErrorPolicy;
   /**
+   * Milliseconds after which a handler that has not finished (a promise
+   * that has not settled, an Observable that has not completed) is reported:
+   * one warning naming the event, its handlers and the connection, and the
+   * `earwax_handler_timeouts_total` counter. Checked on a timer, so it is
+   * reported up to an eighth of the timeout (at most 1 s) late, never early.
+   * While the connection is open, its later events keep waiting for the
+   * handler (unless `handlerTimeoutPolicy` is `'disconnect'`), so replies
+   * keep their order. Whatever the handlers do, a connection whose socket
+   * has closed releases its places under the connection limits at once; once
+   * it is no longer open, a handler still running a second later (or this
+   * timeout, if shorter) is no longer waited for, so `on_disconnect` comes
+   * promptly, possibly while that handler is still pending. An
+   * `on_disconnect` handler still running at this timeout is given up on,
+   * and the connection forgotten. `false` never reports and never gives up
+   * on `on_disconnect`.
+   * @default 10000
+   */
+  handlerTimeout?: number | false;
+  /**
+   * What a handler still running at `handlerTimeout` does to its open
+   * connection: `'keep'` only reports it; `'disconnect'` also closes the
+   * connection with reason `error`.
+   * @default 'keep'
+   */
+  handlerTimeoutPolicy?: HandlerErrorPolicy;
+  /**
    * Extra event types, as if each were passed to `registerEventType()`.
    */
   eventTypes?: string[];
@@ -459,7 +485,8 @@ export interface EarwaxTransportOptions {
    * On `close()` (and so on Nest's shutdown hooks), the deadline for the
    * graceful part: after the `shutdown` message, running handlers and
    * `on_disconnect` handlers are awaited and output is flushed until then;
-   * whatever is left is destroyed.
+   * whatever is left is destroyed, with a TCP reset where output queued for
+   * a client is thrown away (so it cannot take it for a complete answer).
    * @default 5000
    */
   closeTimeout?: number;

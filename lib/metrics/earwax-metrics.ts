@@ -55,6 +55,11 @@ export interface EarwaxMetricsSnapshot {
   readonly inputDropped: number;
   /** Counter: handler invocations that threw (or whose stream errored). */
   readonly handlerErrors: number;
+  /**
+   * Counter: handlers still running `handlerTimeout` after they started
+   * (each counted once, whether or not it finishes later).
+   */
+  readonly handlerTimeouts: number;
   /** Gauge: connections admitted and not yet disconnecting. */
   readonly openConnections: number;
   /**
@@ -152,6 +157,7 @@ export class EarwaxMetrics {
   /** @internal */ linesReceived = 0;
   /** @internal */ inputDropped = 0;
   /** @internal */ handlerErrors = 0;
+  /** @internal */ handlerTimeouts = 0;
 
   /** Bytes of sockets already released. */
   private releasedBytesReceived = 0;
@@ -193,6 +199,7 @@ export class EarwaxMetrics {
       linesReceived: this.linesReceived,
       inputDropped: this.inputDropped,
       handlerErrors: this.handlerErrors,
+      handlerTimeouts: this.handlerTimeouts,
       // Every admitted connection ends exactly once (on_disconnect's
       // guarantee), so the difference is what is open now.
       openConnections: this.admitted - disconnections,

@@ -94,6 +94,11 @@ export function formatPrometheus(s: EarwaxMetricsSnapshot): string {
     'Event handler invocations that failed.',
     s.handlerErrors,
   );
+  counter(
+    'earwax_handler_timeouts_total',
+    'Event handlers still running handlerTimeout after they started.',
+    s.handlerTimeouts,
+  );
   gauge(
     'earwax_open_connections',
     'Connections admitted and not yet disconnecting.',

@@ -100,6 +100,7 @@ function busyMetrics(): EarwaxMetrics {
   metrics.linesReceived = 1234;
   metrics.inputDropped = 56;
   metrics.handlerErrors = 3;
+  metrics.handlerTimeouts = 2;
   return metrics;
 }
 
@@ -254,6 +255,7 @@ describe('EarwaxMetrics', () => {
         lines: scalar('earwax_lines_received_total'),
         dropped: scalar('earwax_input_dropped_total'),
         errors: scalar('earwax_handler_errors_total'),
+        timeouts: scalar('earwax_handler_timeouts_total'),
         open: scalar('earwax_open_connections'),
         held: scalar('earwax_held_sockets'),
         transports: scalar('earwax_transports'),
@@ -268,13 +270,14 @@ describe('EarwaxMetrics', () => {
         lines: s.linesReceived,
         dropped: s.inputDropped,
         errors: s.handlerErrors,
+        timeouts: s.handlerTimeouts,
         open: s.openConnections,
         held: s.heldSockets,
         transports: s.transports,
         listening: s.listeningTransports,
       });
       // Nothing else: every family is one of the above.
-      expect(families.size).toBe(13);
+      expect(families.size).toBe(14);
       // The values are not all alike, so a mixed-up name would show.
       expect(
         new Set([s.bytesReceived, s.bytesSent, s.linesReceived]).size,

@@ -1,0 +1,141 @@
+import 'reflect-metadata';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { Controller } from '@nestjs/common';
+import { Ctx, Payload } from '@nestjs/microservices';
+import { readFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import {
+  ConnectionContext,
+  EarwaxEvent,
+  type EarwaxTransportOptions,
+} from '../../lib/index.js';
+import { bootEarwax, type Booted } from '../support/boot.js';
+import { Journal } from '../support/journal.js';
+
+const journal = new Journal();
+const LINE = 'x'.repeat(64 * 1024 - 2);
+
+@Controller()
+class FloodController {
+  @EarwaxEvent('on_data')
+  onData(@Payload() line: Buffer, @Ctx() ctx: ConnectionContext): void {
+    // 32 MiB: more than the kernel's buffers on both ends can hold, so
+    // most of it is still in Node's when the connection is cut.
+    const count = Number(line.toString());
+    for (let i = 0; i < count; i++) ctx.sendString(LINE);
+    journal.record(`sent:${ctx.socket.writableLength > 0}`);
+  }
+
+  @EarwaxEvent('on_disconnect')
+  gone(@Payload() reason: string): void {
+    journal.record(`disconnect:${reason}`);
+  }
+}
+
+/**
+ * The kernel's state of a loopback TCP socket, by local port, from
+ * /proc/net/tcp: '01' established, '08' close-wait (a FIN arrived);
+ * `undefined` once the socket is gone (a reset closes it at once).
+ */
+async function tcpState(localPort: number): Promise<string | undefined> {
+  const table = await readFile('/proc/net/tcp', 'utf8');
+  const hex = localPort.toString(16).toUpperCase().padStart(4, '0');
+  for (const row of table.split('\n').slice(1)) {
+    const fields = row.trim().split(/\s+/);
+    if (fields[1]?.endsWith(`:${hex}`)) return fields[3];
+  }
+  return undefined;
+}
+
+/** Waits until the kernel has dropped the socket of `localPort`. */
+async function resetSeen(socket: Socket, localPort: number): Promise<void> {
+  // The reset arrives while the client reads nothing; its kernel drops the
+  // socket. Checked on each turn of the client's own (paused) socket, and
+  // the test's timeout bounds the wait.
+  while ((await tcpState(localPort)) !== undefined) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (socket.destroyed) return;
+  }
+}
+
+describe('a connection whose output is thrown away', () => {
+  let booted: Booted | undefined;
+  const stalled: Socket[] = [];
+  afterEach(async () => {
+    for (const socket of stalled.splice(0)) socket.destroy();
+    await booted?.app.close();
+    booted = undefined;
+    journal.entries.length = 0;
+  });
+
+  /** A client that asks for `count` 64 KiB lines and never reads. */
+  async function stalledReader(port: number, count: number) {
+    const socket = connect(port, '127.0.0.1');
+    stalled.push(socket);
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    // No 'data' listener: Node reads one high-water mark, then stops.
+    socket.write(`${count}\r\n`);
+    await journal.waitForEntry('sent:true', 20_000);
+    return socket;
+  }
+
+  async function boot(options: EarwaxTransportOptions) {
+    booted = await bootEarwax(
+      { controllers: [FloodController] },
+      {
+        inputRate: false,
+        writeTimeout: 600_000,
+        ...options,
+      },
+    );
+    return booted;
+  }
+
+  it('is reset, not closed with a FIN, at the shutdown deadline', async () => {
+    const { app, port, logs } = await boot({
+      maxOutputBuffer: 64 * 1024 * 1024,
+      closeTimeout: 200,
+    });
+    const socket = await stalledReader(port, 512);
+    const localPort = socket.localPort as number;
+    expect(await tcpState(localPort)).toBe('01');
+    await app.close();
+    booted = undefined;
+    expect(logs.find('Still busy at shutdown deadline')).toHaveLength(1);
+    await resetSeen(socket, localPort);
+    expect(await tcpState(localPort)).toBeUndefined();
+  }, 30_000);
+
+  it("is reset when dropped as a 'slow_consumer'", async () => {
+    const { port } = await boot({ maxOutputBuffer: 4 * 1024 * 1024 });
+    const socket = connect(port, '127.0.0.1');
+    stalled.push(socket);
+    socket.on('error', () => undefined);
+    await once(socket, 'connect');
+    const localPort = socket.localPort as number;
+    socket.write('512\r\n');
+    await journal.waitForEntry('disconnect:slow_consumer', 20_000);
+    await resetSeen(socket, localPort);
+    expect(await tcpState(localPort)).toBeUndefined();
+  }, 30_000);
+
+  it('is closed with a FIN when nothing was thrown away', async () => {
+    const { app, port } = await boot({ closeTimeout: 10_000 });
+    // Half-open: it keeps its side after the server's FIN, so the kernel
+    // shows the FIN arrived (close-wait).
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    stalled.push(socket);
+    await once(socket, 'connect');
+    const localPort = socket.localPort as number;
+    const ended = once(socket, 'end');
+    socket.resume();
+    socket.write('2\r\n');
+    await journal.waitForEntry('sent:false', 20_000);
+    await app.close();
+    booted = undefined;
+    await ended;
+    expect(await tcpState(localPort)).toBe('08');
+  }, 30_000);
+});
