@@ -189,6 +189,8 @@ describe('EarwaxMetrics fed by a running transport', () => {
       linesReceived: 4,
       inputDropped: 0,
       handlerErrors: 1,
+      // No cluster adapter: nothing from other processes to refuse.
+      clusterMessagesRejected: 0,
       openConnections: 0,
       heldSockets: 0,
       transports: 1,
