@@ -142,7 +142,8 @@ const LISTENING = 'listening';
 @Injectable()
 export class EarwaxMetrics {
   // Written by the transport directly: an increment is all the hot path
-  // pays, with no call and no lookup.
+  // (a line) pays, with no call and no lookup. The counters by reason, once
+  // per refusal or disconnection, go through a method that checks the key.
   /** @internal */ accepted = 0;
   /** @internal */ admitted = 0;
   /**
