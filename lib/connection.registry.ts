@@ -12,6 +12,7 @@ import type {
 // Value imports: the constructor's design:paramtypes metadata names the
 // adapter class for Nest to inject it, and the registry checks for the
 // default.
+import { CLUSTER_LIMITS, FORBIDDEN_KEY } from './adapters/cluster-limits.js';
 import { EarwaxAdapter } from './adapters/earwax.adapter.js';
 import { InMemoryAdapter } from './adapters/in-memory.adapter.js';
 import {
@@ -602,8 +603,10 @@ function toSharedState(state: unknown): SharedState {
 }
 
 /**
- * Throws a clear TypeError if `value` does not survive JSON: a function, a
- * symbol, `undefined`, a BigInt, a non-finite number, a cycle.
+ * Throws a clear TypeError if `value` does not survive JSON (a function, a
+ * symbol, `undefined`, a BigInt, a non-finite number, a cycle), or would be
+ * refused by the other processes of a cluster: a key `__proto__`, or nesting
+ * deeper than `CLUSTER_LIMITS.jsonDepth`.
  */
 function assertJson(value: unknown, what: string): void {
   const problem = jsonProblem(value, new Set());
@@ -616,6 +619,7 @@ function jsonProblem(
   value: unknown,
   seen: Set<object>,
   path = '',
+  depth = 0,
 ): string | undefined {
   const at = path === '' ? 'the value' : path;
   switch (typeof value) {
@@ -627,10 +631,18 @@ function jsonProblem(
     case 'object': {
       if (value === null) return undefined;
       if (seen.has(value)) return `${at} is circular`;
+      if (depth >= CLUSTER_LIMITS.jsonDepth) {
+        return `${at} nests deeper than ${CLUSTER_LIMITS.jsonDepth} levels`;
+      }
       seen.add(value);
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          const problem = jsonProblem(value[i], seen, `${path}[${i}]`);
+          const problem = jsonProblem(
+            value[i],
+            seen,
+            `${path}[${i}]`,
+            depth + 1,
+          );
           if (problem !== undefined) return problem;
         }
       } else {
@@ -639,11 +651,9 @@ function jsonProblem(
           return `${at} is a ${value.constructor?.name ?? 'class instance'}, not a plain object`;
         }
         for (const [key, item] of Object.entries(value)) {
-          const problem = jsonProblem(
-            item,
-            seen,
-            path === '' ? key : `${path}.${key}`,
-          );
+          const where = path === '' ? key : `${path}.${key}`;
+          if (key === FORBIDDEN_KEY) return `${where} is a forbidden key`;
+          const problem = jsonProblem(item, seen, where, depth + 1);
           if (problem !== undefined) return problem;
         }
       }

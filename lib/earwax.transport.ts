@@ -1029,7 +1029,7 @@ export class EarwaxTransport
     err?: unknown,
   ): void {
     const socket = ctx.socket;
-    this.counters.refused[reason]++;
+    this.counters.countRefusal(reason);
     const quiet =
       this.refusalLog !== null &&
       (this.settings.logConnections || !QUIET_REFUSALS.has(reason)) &&
@@ -1125,7 +1125,7 @@ export class EarwaxTransport
     ctx.state = 'closing';
     ctx.disconnectReason = reason;
     this.registry.delete(ctx);
-    this.counters.disconnected[reason]++;
+    this.counters.countDisconnection(reason);
     if (this.settings.logConnections) {
       ctx.logger.log(`Disconnected (${reason}).`);
     }

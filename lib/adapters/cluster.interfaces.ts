@@ -156,4 +156,13 @@ export interface EarwaxAdapterHost {
    * what differs, lifts what is not in it.
    */
   replaceBans(bans: readonly SharedBan[]): void;
+  /**
+   * Counts a message from another process (or a record of another process
+   * read back from the adapter's store) that the adapter dropped as
+   * malformed, in `EarwaxMetrics` (`clusterMessagesRejected`,
+   * `earwax_cluster_messages_rejected_total`). An adapter checks every
+   * field of what it receives before anything of it is applied, and calls
+   * this once for each it drops.
+   */
+  messageRejected(): void;
 }

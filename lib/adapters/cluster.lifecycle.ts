@@ -7,15 +7,17 @@ import {
 // Value imports: the constructor's design:paramtypes metadata names them.
 import { BlockListService } from '../block-list.service.js';
 import { ConnectionRegistry } from '../connection.registry.js';
+import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
 import type { EarwaxAdapterHost } from './cluster.interfaces.js';
 import { EarwaxAdapter } from './earwax.adapter.js';
 
 /**
  * Starts the application's adapter once every provider exists, with the
- * registry and block list as its host, and stops it at shutdown. Stopped in
- * `onApplicationShutdown`, which Nest runs after the transports have closed
- * (on `app.close()` and on a signal alike), so the adapter outlives every
- * connection's departure and removes what is left of this process last.
+ * registry, block list and metrics as its host, and stops it at shutdown.
+ * Stopped in `onApplicationShutdown`, which Nest runs after the transports
+ * have closed (on `app.close()` and on a signal alike), so the adapter
+ * outlives every connection's departure and removes what is left of this
+ * process last.
  *
  * @internal
  */
@@ -25,10 +27,11 @@ export class ClusterLifecycle implements OnModuleInit, OnApplicationShutdown {
     private readonly registry: ConnectionRegistry,
     private readonly blockList: BlockListService,
     @Optional() private readonly adapter?: EarwaxAdapter,
+    @Optional() private readonly metrics?: EarwaxMetrics,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    const { registry, blockList } = this;
+    const { registry, blockList, metrics } = this;
     const host: EarwaxAdapterHost = {
       deliver: (broadcast) => registry.deliver(broadcast),
       execute: (command) => registry.execute(command),
@@ -37,6 +40,9 @@ export class ClusterLifecycle implements OnModuleInit, OnApplicationShutdown {
       applyBanChange: (change) => blockList.applyShared(change),
       bans: () => blockList.sharedBans(),
       replaceBans: (bans) => blockList.replaceShared(bans),
+      messageRejected: () => {
+        if (metrics) metrics.clusterMessagesRejected++;
+      },
     };
     await this.adapter?.init(host);
   }

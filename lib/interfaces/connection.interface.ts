@@ -24,18 +24,28 @@ import type { PeerCertificate } from 'node:tls';
  *
  * @publicApi
  */
-export type DisconnectReason =
-  | 'client_closed'
-  | 'reset'
-  | 'quit'
-  | 'kicked'
-  | 'idle'
-  | 'flood'
-  | 'protocol'
-  | 'line_too_long'
-  | 'slow_consumer'
-  | 'server_shutdown'
-  | 'error';
+export type DisconnectReason = (typeof DISCONNECT_REASONS)[number];
+
+/**
+ * Every {@link DisconnectReason}, in the order the metrics list them. What
+ * comes from outside the process (a message of another process of the
+ * cluster) is checked against this list before it is used.
+ *
+ * @publicApi
+ */
+export const DISCONNECT_REASONS = [
+  'client_closed',
+  'reset',
+  'quit',
+  'kicked',
+  'idle',
+  'flood',
+  'protocol',
+  'line_too_long',
+  'slow_consumer',
+  'server_shutdown',
+  'error',
+] as const;
 
 /**
  * Why a connection was refused; passed to `on_block` as its payload. The
@@ -52,13 +62,21 @@ export type DisconnectReason =
  *
  * @publicApi
  */
-export type BlockReason =
-  | 'server_full'
-  | 'blocked'
-  | 'too_many_connections'
-  | 'rate_limited'
-  | 'refused'
-  | 'guard_error';
+export type BlockReason = (typeof BLOCK_REASONS)[number];
+
+/**
+ * Every {@link BlockReason}, in the order the checks run.
+ *
+ * @publicApi
+ */
+export const BLOCK_REASONS = [
+  'server_full',
+  'blocked',
+  'too_many_connections',
+  'rate_limited',
+  'refused',
+  'guard_error',
+] as const;
 
 /**
  * Where a connection is in its life.

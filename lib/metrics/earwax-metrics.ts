@@ -2,9 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import type { Observable } from 'rxjs';
 import type { AnyConnectionContext } from '../connection-context.js';
-import type {
-  BlockReason,
-  DisconnectReason,
+import {
+  BLOCK_REASONS,
+  type BlockReason,
+  DISCONNECT_REASONS,
+  type DisconnectReason,
 } from '../interfaces/connection.interface.js';
 import { formatPrometheus } from './prometheus.js';
 
@@ -60,7 +62,17 @@ export interface EarwaxMetricsSnapshot {
    * (each counted once, whether or not it finishes later).
    */
   readonly handlerTimeouts: number;
-  /** Gauge: connections admitted and not yet disconnecting. */
+  /**
+   * Counter: messages from the other processes of a cluster (and records
+   * of theirs read back from the adapter's store) dropped because they are
+   * malformed: not JSON, an unknown kind, a field of the wrong type, out of
+   * range or too long. Each is dropped whole; nothing of it is applied.
+   * Always 0 without a cluster adapter.
+   */
+  readonly clusterMessagesRejected: number;
+  /**
+   * Gauge: connections admitted and not yet disconnecting. Never negative.
+   */
   readonly openConnections: number;
   /**
    * Gauge: sockets held (waiting for admission, open, or still closing):
@@ -99,6 +111,11 @@ const LISTENING = 'listening';
  * per write: bytes are read from the sockets' own counters when a connection
  * closes, and from the live ones at snapshot time.
  *
+ * Every value is a finite number, at least 0: the counters by reason have
+ * exactly the reasons of `BLOCK_REASONS` and `DISCONNECT_REASONS` (a reason
+ * from elsewhere cannot add one, or make one `NaN`), and the open
+ * connections gauge does not go below 0.
+ *
  * @example
  * With `prom-client`, one collect callback per metric:
  * ```ts
@@ -130,34 +147,26 @@ const LISTENING = 'listening';
 @Injectable()
 export class EarwaxMetrics {
   // Written by the transport directly: an increment is all the hot path
-  // pays, with no call and no lookup.
+  // (a line) pays, with no call and no lookup. The counters by reason, once
+  // per refusal or disconnection, go through a method that checks the key.
   /** @internal */ accepted = 0;
   /** @internal */ admitted = 0;
-  /** @internal */ readonly refused: Record<BlockReason, number> = {
-    server_full: 0,
-    blocked: 0,
-    too_many_connections: 0,
-    rate_limited: 0,
-    refused: 0,
-    guard_error: 0,
-  };
-  /** @internal */ readonly disconnected: Record<DisconnectReason, number> = {
-    client_closed: 0,
-    reset: 0,
-    quit: 0,
-    kicked: 0,
-    idle: 0,
-    flood: 0,
-    protocol: 0,
-    line_too_long: 0,
-    slow_consumer: 0,
-    server_shutdown: 0,
-    error: 0,
-  };
+  /**
+   * @internal Write through {@link EarwaxMetrics.countRefusal}: a fixed set
+   * of keys (sealed, without a prototype).
+   */
+  readonly refused: Record<BlockReason, number> = reasonCounts(BLOCK_REASONS);
+  /**
+   * @internal Write through {@link EarwaxMetrics.countDisconnection}: a
+   * fixed set of keys (sealed, without a prototype).
+   */
+  readonly disconnected: Record<DisconnectReason, number> =
+    reasonCounts(DISCONNECT_REASONS);
   /** @internal */ linesReceived = 0;
   /** @internal */ inputDropped = 0;
   /** @internal */ handlerErrors = 0;
   /** @internal */ handlerTimeouts = 0;
+  /** @internal */ clusterMessagesRejected = 0;
 
   /** Bytes of sockets already released. */
   private releasedBytesReceived = 0;
@@ -182,27 +191,29 @@ export class EarwaxMetrics {
       bytesSent += socket.bytesWritten ?? 0;
     }
     let disconnections = 0;
-    for (const reason in this.disconnected) {
-      disconnections += this.disconnected[reason as DisconnectReason];
+    for (const reason of DISCONNECT_REASONS) {
+      disconnections += count(this.disconnected[reason]);
     }
     let listening = 0;
     for (const source of this.sources) {
       if (latestStatus(source) === LISTENING) listening++;
     }
+    const admitted = count(this.admitted);
     return {
-      connectionsAccepted: this.accepted,
-      connectionsAdmitted: this.admitted,
-      connectionsRefused: { ...this.refused },
-      disconnections: { ...this.disconnected },
+      connectionsAccepted: count(this.accepted),
+      connectionsAdmitted: admitted,
+      connectionsRefused: copyCounts(BLOCK_REASONS, this.refused),
+      disconnections: copyCounts(DISCONNECT_REASONS, this.disconnected),
       bytesReceived,
       bytesSent,
-      linesReceived: this.linesReceived,
-      inputDropped: this.inputDropped,
-      handlerErrors: this.handlerErrors,
-      handlerTimeouts: this.handlerTimeouts,
+      linesReceived: count(this.linesReceived),
+      inputDropped: count(this.inputDropped),
+      handlerErrors: count(this.handlerErrors),
+      handlerTimeouts: count(this.handlerTimeouts),
+      clusterMessagesRejected: count(this.clusterMessagesRejected),
       // Every admitted connection ends exactly once (on_disconnect's
       // guarantee), so the difference is what is open now.
-      openConnections: this.admitted - disconnections,
+      openConnections: Math.max(0, admitted - disconnections),
       heldSockets: this.sockets.size,
       transports: this.sources.size,
       listeningTransports: listening,
@@ -240,6 +251,32 @@ export class EarwaxMetrics {
   }
 
   /**
+   * Counts a refused connection under its reason. A value outside
+   * `BLOCK_REASONS` (from JavaScript that bypassed the types) counts as
+   * `refused`: it adds no key, and no counter becomes `NaN`.
+   *
+   * @internal
+   */
+  countRefusal(reason: BlockReason): void {
+    this.refused[Object.hasOwn(this.refused, reason) ? reason : 'refused']++;
+  }
+
+  /**
+   * Counts an admitted connection that ended, under its reason. A value
+   * outside `DISCONNECT_REASONS` (a `ctx.disconnect()` from JavaScript that
+   * bypassed the types) counts as `kicked`, what `disconnect()` means
+   * without a reason: it adds no key, no counter becomes `NaN`, and the
+   * open connections gauge still goes down.
+   *
+   * @internal
+   */
+  countDisconnection(reason: DisconnectReason): void {
+    this.disconnected[
+      Object.hasOwn(this.disconnected, reason) ? reason : 'kicked'
+    ]++;
+  }
+
+  /**
    * A transport took in a connection, on its TCP socket.
    *
    * @internal
@@ -262,6 +299,34 @@ export class EarwaxMetrics {
     this.releasedBytesReceived += socket.bytesRead;
     this.releasedBytesSent += socket.bytesWritten ?? 0;
   }
+}
+
+/**
+ * A counter per reason, every one at 0: without a prototype (a reason such
+ * as `constructor` finds nothing inherited) and sealed (no key can be
+ * added).
+ */
+function reasonCounts<R extends string>(
+  reasons: readonly R[],
+): Record<R, number> {
+  const counts = Object.create(null) as Record<R, number>;
+  for (const reason of reasons) counts[reason] = 0;
+  return Object.seal(counts);
+}
+
+/** A plain copy of the counters of `reasons`, in their order. */
+function copyCounts<R extends string>(
+  reasons: readonly R[],
+  counts: Readonly<Record<R, number>>,
+): Record<R, number> {
+  const copy = {} as Record<R, number>;
+  for (const reason of reasons) copy[reason] = count(counts[reason]);
+  return copy;
+}
+
+/** A counter's value as published: a finite number, at least 0. */
+function count(value: number): number {
+  return Number.isFinite(value) && value > 0 ? value : 0;
 }
 
 /**

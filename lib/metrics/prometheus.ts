@@ -1,3 +1,7 @@
+import {
+  BLOCK_REASONS,
+  DISCONNECT_REASONS,
+} from '../interfaces/connection.interface.js';
 import type { EarwaxMetricsSnapshot } from './earwax-metrics.js';
 
 /**
@@ -12,7 +16,10 @@ export const PROMETHEUS_CONTENT_TYPE =
 /**
  * A snapshot in Prometheus's text exposition format (0.0.4): `# HELP` and
  * `# TYPE` before each metric family, every reason of a labelled family
- * present (a series that appears only once it is non-zero breaks `rate()`).
+ * present (a series that appears only once it is non-zero breaks `rate()`),
+ * and only those: the labels come from `BLOCK_REASONS` and
+ * `DISCONNECT_REASONS`, never from the snapshot's keys. A value that is not
+ * a finite number at least 0 is written as 0.
  * Written by hand: the format is a few lines of text, and `prom-client`
  * would make every user carry it.
  *
@@ -31,21 +38,22 @@ export function formatPrometheus(s: EarwaxMetricsSnapshot): string {
   };
   const counter = (name: string, help: string, value: number): void => {
     family(name, 'counter', help);
-    out.push(`${name} ${value}`);
+    out.push(`${name} ${sample(value)}`);
   };
   const gauge = (name: string, help: string, value: number): void => {
     family(name, 'gauge', help);
-    out.push(`${name} ${value}`);
+    out.push(`${name} ${sample(value)}`);
   };
-  const byReason = (
+  const byReason = <R extends string>(
     name: string,
     help: string,
-    counts: Readonly<Record<string, number>>,
+    reasons: readonly R[],
+    counts: Readonly<Record<R, number>>,
   ): void => {
     family(name, 'counter', help);
     // Reasons are fixed identifiers ([a-z_]): nothing to escape.
-    for (const reason in counts) {
-      out.push(`${name}{reason="${reason}"} ${counts[reason]}`);
+    for (const reason of reasons) {
+      out.push(`${name}{reason="${reason}"} ${sample(counts[reason])}`);
     }
   };
 
@@ -62,11 +70,13 @@ export function formatPrometheus(s: EarwaxMetricsSnapshot): string {
   byReason(
     'earwax_connections_refused_total',
     'Connections refused (on_block), by reason.',
+    BLOCK_REASONS,
     s.connectionsRefused,
   );
   byReason(
     'earwax_disconnections_total',
     'Admitted connections that ended (on_disconnect), by reason.',
+    DISCONNECT_REASONS,
     s.disconnections,
   );
   counter(
@@ -99,6 +109,11 @@ export function formatPrometheus(s: EarwaxMetricsSnapshot): string {
     'Event handlers still running handlerTimeout after they started.',
     s.handlerTimeouts,
   );
+  counter(
+    'earwax_cluster_messages_rejected_total',
+    'Malformed messages and records from other cluster processes, dropped.',
+    s.clusterMessagesRejected,
+  );
   gauge(
     'earwax_open_connections',
     'Connections admitted and not yet disconnecting.',
@@ -117,4 +132,9 @@ export function formatPrometheus(s: EarwaxMetricsSnapshot): string {
   );
   out.push('');
   return out.join('\n');
+}
+
+/** A sample's value: a finite number at least 0, else 0. */
+function sample(value: number | undefined): number {
+  return value !== undefined && Number.isFinite(value) && value > 0 ? value : 0;
 }

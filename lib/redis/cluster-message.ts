@@ -1,3 +1,5 @@
+import { isIP } from 'node:net';
+import { CLUSTER_LIMITS } from '../adapters/cluster-limits.js';
 import type {
   ClusterBroadcast,
   ConnectionPresence,
@@ -6,8 +8,26 @@ import type {
   SharedBan,
   SharedBanChange,
 } from '../adapters/cluster.interfaces.js';
-import type { BanEntry } from '../block-list.service.js';
-import type { DisconnectReason } from '../interfaces/connection.interface.js';
+import { DISCONNECT_REASONS } from '../interfaces/connection.interface.js';
+import {
+  boolean,
+  check,
+  dictionary,
+  fail,
+  type Field,
+  integer,
+  json,
+  list,
+  map,
+  number,
+  object,
+  oneOf,
+  optional,
+  parseJson,
+  shown,
+  text,
+  variant,
+} from './cluster-schema.js';
 
 /** The version of the message format; a message of another is refused. */
 const VERSION = 1;
@@ -65,15 +85,151 @@ export type ClusterMessage =
  */
 export type HeldCounts = Readonly<Record<string, number>>;
 
+// What crosses between processes, field by field. Every reader below is
+// built from these definitions (cluster-schema.ts): a message that does not
+// match its kind's definition exactly is refused whole.
+
+const {
+  messageLength,
+  nameLength,
+  addressLength,
+  reasonLength,
+  entries,
+  jsonDepth,
+} = CLUSTER_LIMITS;
+
+/** An id (of a process, a connection, a request) or an event's name. */
+const name = text(nameLength, 1);
+/** A room's name (the registry takes any string, the empty one too). */
+const room = text(nameLength);
+/** A client's address: an IP address (or '' for a socket that had none). */
+const address = check(text(addressLength), (value) =>
+  value === '' || isIP(value) !== 0
+    ? undefined
+    : `is not an IP address: ${shown(value)}`,
+);
+/** A time, in ms since the epoch (as far as a `Date` goes). */
+const timestamp = number(0, 8.64e15);
+/** A count of sockets. */
+const count = integer(0);
+/** A count of sockets as a Redis hash holds it: decimal digits. */
+const storedCount: Field<number> = map(
+  check(text(16, 1), (value) =>
+    /^\d+$/.test(value) && Number.isSafeInteger(Number(value))
+      ? undefined
+      : `is not a whole number: ${shown(value)}`,
+  ),
+  Number,
+);
+
+const encoding: Field<BufferEncoding> = map(
+  check(text(16, 1), (value) =>
+    Buffer.isEncoding(value)
+      ? undefined
+      : `is not a Buffer encoding: ${shown(value)}`,
+  ),
+  (value) => value as BufferEncoding,
+);
 /**
- * A message, a presence entry or a stored ban read from Redis is not what
- * this version writes. It is dropped (and logged); nothing else is affected.
- *
- * @publicApi
+ * Bytes as base64, decoded. Checked without a pass of its own: a character
+ * outside base64 makes the decoded bytes fewer than the length promises.
  */
-export class ClusterMessageError extends Error {
-  override readonly name = 'ClusterMessageError';
-}
+const base64: Field<Buffer> = (value, at) => {
+  const encoded = text(messageLength)(value, at);
+  const bytes = Buffer.from(encoded, 'base64');
+  const padding = encoded.endsWith('==') ? 2 : encoded.endsWith('=') ? 1 : 0;
+  if (
+    encoded.length % 4 !== 0 ||
+    bytes.length !== (encoded.length / 4) * 3 - padding
+  ) {
+    fail(at, `is not base64: ${shown(encoded)}`);
+  }
+  return bytes;
+};
+
+/** A ban's target: an address, or a network as `address/prefix`. */
+const banTarget = check(text(addressLength, 1), (value) =>
+  targetFamily(value) === undefined
+    ? `is not an IP address or CIDR range: ${shown(value)}`
+    : undefined,
+);
+const banEntry = check(
+  object({
+    target: banTarget,
+    family: oneOf(['ipv4', 'ipv6'], 'ipv4 or ipv6'),
+    reason: optional(text(reasonLength)),
+    createdAt: timestamp,
+    expiresAt: optional(timestamp),
+  }),
+  (entry) =>
+    targetFamily(entry.target) === entry.family
+      ? undefined
+      : `has a target that is not ${entry.family}: ${shown(entry.target)}`,
+);
+const sharedBan = object({ entry: banEntry, kick: boolean });
+const banChange = variant('type', 'a known ban change', {
+  ban: { ban: sharedBan },
+  unban: { entry: banEntry },
+  expire: { entry: banEntry },
+  clear: {},
+});
+
+const command = variant('type', 'a known command', {
+  join: { id: name, room },
+  leave: { id: name, room },
+  disconnect: {
+    id: name,
+    reason: oneOf(DISCONNECT_REASONS, 'a disconnect reason'),
+  },
+});
+
+/** A broadcast as it travels: text, or bytes as base64. */
+const broadcast = check(
+  object({
+    text: optional(text(messageLength)),
+    bytes: optional(base64),
+    room: optional(room),
+    except: optional(list(text(nameLength), entries)),
+    encoding: optional(encoding),
+  }),
+  (wire) =>
+    (wire.text === undefined) === (wire.bytes === undefined)
+      ? 'has both or neither of "text" and "bytes"'
+      : undefined,
+);
+
+const heldCounts = dictionary(address, count, entries);
+const storedHeldCounts = dictionary(address, storedCount, entries);
+
+/** The version of the format: another one is refused, however it looks. */
+const version: Field<typeof VERSION> = (value, at) =>
+  value === VERSION
+    ? VERSION
+    : fail(
+        at,
+        `is an unsupported message version ${shown(value)} (this process speaks ${VERSION})`,
+      );
+/** What every message carries, whatever its kind. */
+const envelope = { v: version, from: name };
+/** Every message, by kind. */
+const message = variant('kind', 'a known message kind', {
+  broadcast: { ...envelope, broadcast },
+  event: { ...envelope, event: name, data: json(jsonDepth) },
+  bans: { ...envelope, change: banChange },
+  request: { ...envelope, id: name, command },
+  reply: { ...envelope, id: name, ok: boolean },
+  held: { ...envelope, counts: heldCounts, reset: boolean },
+});
+
+const presence = object({
+  id: name,
+  node: name,
+  address,
+  port: integer(0, 65_535),
+  connectedAt: timestamp,
+  rooms: list(room, entries),
+  shared: optional(json(jsonDepth, true)),
+});
 
 /**
  * A message as JSON. Bytes travel as base64.
@@ -99,88 +255,49 @@ export function encodeMessage(message: ClusterMessage): string {
 }
 
 /**
- * Reads a message published by another process.
+ * Reads a message published by another process: every field is checked
+ * against the definition of its kind, and the whole is refused at the
+ * first that does not match.
  *
  * @throws {ClusterMessageError} Saying what is wrong with it.
  * @internal
  */
 export function decodeMessage(text: string): ClusterMessage {
-  const raw = record(parseJson(text, 'message'), 'the message');
-  if (raw.v !== VERSION) {
-    throw new ClusterMessageError(
-      `unsupported message version ${JSON.stringify(raw.v)} (this process speaks ${VERSION})`,
-    );
-  }
-  const from = nonEmpty(raw.from, 'from');
-  switch (raw.kind) {
-    case 'broadcast':
-      return {
-        kind: 'broadcast',
-        from,
-        broadcast: broadcastOf(record(raw.broadcast, 'broadcast')),
-      };
-    case 'event':
-      if (!('data' in raw)) throw new ClusterMessageError('event without data');
-      return {
-        kind: 'event',
-        from,
-        event: nonEmpty(raw.event, 'event'),
-        data: raw.data as JsonValue,
-      };
-    case 'bans':
-      return { kind: 'bans', from, change: banChangeOf(raw.change) };
-    case 'request':
-      return {
-        kind: 'request',
-        from,
-        id: nonEmpty(raw.id, 'id'),
-        command: commandOf(record(raw.command, 'command')),
-      };
-    case 'reply':
-      if (typeof raw.ok !== 'boolean') {
-        throw new ClusterMessageError('reply without a boolean "ok"');
-      }
-      return { kind: 'reply', from, id: nonEmpty(raw.id, 'id'), ok: raw.ok };
-    case 'held':
-      if (typeof raw.reset !== 'boolean') {
-        throw new ClusterMessageError('held counts without a boolean "reset"');
-      }
-      return {
-        kind: 'held',
-        from,
-        counts: decodeHeldCounts(raw.counts),
-        reset: raw.reset,
-      };
-    default:
-      throw new ClusterMessageError(
-        `unknown message kind ${JSON.stringify(raw.kind)}`,
-      );
-  }
+  const { v, ...read } = message(
+    parseJson(text, messageLength, 'message'),
+    'message',
+  );
+  void v;
+  if (read.kind !== 'broadcast') return read;
+  const { text: line, bytes, ...rest } = read.broadcast;
+  return {
+    kind: 'broadcast',
+    from: read.from,
+    broadcast: { ...rest, data: line ?? bytes ?? '' },
+  };
 }
 
 /**
- * Reads held counts (a message's, or a process's hash as `HGETALL` gives
- * it, with the numbers as strings).
+ * Reads the held counts of a process as `HGETALL` gives its hash: an IP
+ * address (or '') to a count, in decimal digits.
  *
- * @throws {ClusterMessageError} Unless every count is a whole number, at
- *   least 0.
+ * @throws {ClusterMessageError} Unless every address is one, and every
+ *   count a whole number, at least 0.
  * @internal
  */
 export function decodeHeldCounts(value: unknown): HeldCounts {
-  const raw = record(value, 'held counts');
-  // No prototype: an address is only ever a key here.
-  const counts = Object.create(null) as Record<string, number>;
-  for (const [address, count] of Object.entries(raw)) {
-    const n =
-      typeof count === 'string' && /^\d+$/.test(count) ? Number(count) : count;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
-      throw new ClusterMessageError(
-        `held count of ${JSON.stringify(address)} is not a whole number: ${JSON.stringify(count)}`,
-      );
-    }
-    counts[address] = n;
-  }
-  return counts;
+  return storedHeldCounts(value, 'counts');
+}
+
+/**
+ * Checks a process id as read from the list of processes.
+ *
+ * @throws {ClusterMessageError} Unless it is a string of 1 to
+ *   `CLUSTER_LIMITS.nameLength` characters.
+ * @internal
+ */
+export function decodeNodeId(value: unknown): string {
+  return name(value, 'node');
 }
 
 /**
@@ -199,23 +316,7 @@ export function encodePresence(presence: ConnectionPresence): string {
  * @internal
  */
 export function decodePresence(text: string): ConnectionPresence {
-  const raw = record(parseJson(text, 'presence entry'), 'a presence entry');
-  const rooms = raw.rooms;
-  if (!Array.isArray(rooms) || !rooms.every((r) => typeof r === 'string')) {
-    throw new ClusterMessageError('presence "rooms" is not a list of names');
-  }
-  if (raw.shared !== undefined) record(raw.shared, 'presence "shared"');
-  return {
-    id: nonEmpty(raw.id, 'id'),
-    node: nonEmpty(raw.node, 'node'),
-    address: string(raw.address, 'address'),
-    port: number(raw.port, 'port'),
-    connectedAt: number(raw.connectedAt, 'connectedAt'),
-    rooms: rooms as string[],
-    ...(raw.shared !== undefined && {
-      shared: raw.shared as ConnectionPresence['shared'] & object,
-    }),
-  };
+  return presence(parseJson(text, messageLength, 'presence entry'), 'presence');
 }
 
 /**
@@ -234,146 +335,27 @@ export function encodeBan(ban: SharedBan): string {
  * @internal
  */
 export function decodeBan(text: string): SharedBan {
-  return banOf(parseJson(text, 'stored ban'));
+  return sharedBan(parseJson(text, messageLength, 'stored ban'), 'ban');
 }
 
-function parseJson(text: string, what: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new ClusterMessageError(
-      `${what} is not JSON (${(err as Error).message})`,
-    );
+/**
+ * The family of a ban target (`'ipv4'`, `'ipv6'`), or `undefined` if it is
+ * neither an address nor `address/prefix` with a prefix the family allows.
+ */
+function targetFamily(target: string): 'ipv4' | 'ipv6' | undefined {
+  const slash = target.indexOf('/');
+  const ip = slash === -1 ? target : target.slice(0, slash);
+  const version = isIP(ip);
+  // A zone (fe80::1%eth0) is an address of one host's link, never banned.
+  if (version === 0 || ip.includes('%')) return undefined;
+  if (slash !== -1) {
+    const prefix = target.slice(slash + 1);
+    if (
+      !/^\d{1,3}$/.test(prefix) ||
+      Number(prefix) > (version === 4 ? 32 : 128)
+    ) {
+      return undefined;
+    }
   }
-}
-
-function record(value: unknown, what: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ClusterMessageError(`${what} is not an object`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function string(value: unknown, field: string): string {
-  if (typeof value !== 'string') {
-    throw new ClusterMessageError(`"${field}" is not a string`);
-  }
-  return value;
-}
-
-function nonEmpty(value: unknown, field: string): string {
-  const text = string(value, field);
-  if (text.length === 0) throw new ClusterMessageError(`"${field}" is empty`);
-  return text;
-}
-
-function number(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new ClusterMessageError(`"${field}" is not a finite number`);
-  }
-  return value;
-}
-
-function optional<T>(
-  value: unknown,
-  read: (value: unknown, field: string) => T,
-  field: string,
-): T | undefined {
-  return value === undefined ? undefined : read(value, field);
-}
-
-function broadcastOf(raw: Record<string, unknown>): ClusterBroadcast {
-  let data: string | Buffer;
-  if (typeof raw.text === 'string') {
-    data = raw.text;
-  } else if (typeof raw.bytes === 'string') {
-    data = Buffer.from(raw.bytes, 'base64');
-  } else {
-    throw new ClusterMessageError('broadcast without "text" or "bytes"');
-  }
-  const room = optional(raw.room, string, 'room');
-  const except = raw.except;
-  if (
-    except !== undefined &&
-    (!Array.isArray(except) || !except.every((id) => typeof id === 'string'))
-  ) {
-    throw new ClusterMessageError('broadcast "except" is not a list of ids');
-  }
-  const encoding = raw.encoding;
-  if (
-    encoding !== undefined &&
-    (typeof encoding !== 'string' || !Buffer.isEncoding(encoding))
-  ) {
-    throw new ClusterMessageError(
-      `broadcast "encoding" ${JSON.stringify(encoding)} is not a Buffer encoding`,
-    );
-  }
-  return {
-    data,
-    ...(room !== undefined && { room }),
-    ...(except !== undefined && { except: except as string[] }),
-    ...(encoding !== undefined && { encoding: encoding as BufferEncoding }),
-  };
-}
-
-function commandOf(raw: Record<string, unknown>): RemoteCommand {
-  const id = nonEmpty(raw.id, 'command id');
-  switch (raw.type) {
-    case 'join':
-    case 'leave':
-      return { type: raw.type, id, room: string(raw.room, 'room') };
-    case 'disconnect':
-      return {
-        type: 'disconnect',
-        id,
-        // Sent by a process of the same application: a reason it knows.
-        reason: nonEmpty(raw.reason, 'reason') as DisconnectReason,
-      };
-    default:
-      throw new ClusterMessageError(
-        `unknown command ${JSON.stringify(raw.type)}`,
-      );
-  }
-}
-
-function entryOf(value: unknown): BanEntry {
-  const raw = record(value, 'a ban entry');
-  const family = raw.family;
-  if (family !== 'ipv4' && family !== 'ipv6') {
-    throw new ClusterMessageError('ban "family" is not ipv4 or ipv6');
-  }
-  const reason = optional(raw.reason, string, 'reason');
-  const expiresAt = optional(raw.expiresAt, number, 'expiresAt');
-  return {
-    target: nonEmpty(raw.target, 'target'),
-    family,
-    ...(reason !== undefined && { reason }),
-    createdAt: number(raw.createdAt, 'createdAt'),
-    ...(expiresAt !== undefined && { expiresAt }),
-  };
-}
-
-function banOf(value: unknown): SharedBan {
-  const raw = record(value, 'a ban');
-  if (typeof raw.kick !== 'boolean') {
-    throw new ClusterMessageError('ban without a boolean "kick"');
-  }
-  return { entry: entryOf(raw.entry), kick: raw.kick };
-}
-
-function banChangeOf(value: unknown): SharedBanChange {
-  const raw = record(value, 'a ban change');
-  switch (raw.type) {
-    case 'ban':
-      return { type: 'ban', ban: banOf(raw.ban) };
-    case 'unban':
-    case 'expire':
-      return { type: raw.type, entry: entryOf(raw.entry) };
-    case 'clear':
-      return { type: 'clear' };
-    default:
-      throw new ClusterMessageError(
-        `unknown ban change ${JSON.stringify(raw.type)}`,
-      );
-  }
+  return version === 4 ? 'ipv4' : 'ipv6';
 }

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { CLUSTER_LIMITS } from '../adapters/cluster-limits.js';
 import { ClusterUnavailableError } from '../adapters/cluster-unavailable.error.js';
 import type {
   ClusterBroadcast,
@@ -13,17 +14,21 @@ import type {
   SharedBanChange,
 } from '../adapters/cluster.interfaces.js';
 import { EarwaxAdapter } from '../adapters/earwax.adapter.js';
+import { LogThrottle } from '../limits/log-throttle.js';
 import {
   type ClusterMessage,
   decodeBan,
   decodeHeldCounts,
   decodeMessage,
+  decodeNodeId,
   decodePresence,
   encodeBan,
   encodeMessage,
   encodePresence,
   type HeldCounts,
 } from './cluster-message.js';
+import { ClusterMessageError } from './cluster-message.error.js';
+import { shown } from './cluster-schema.js';
 import type { RedisAdapterOptions } from './redis-adapter-options.interface.js';
 import {
   createClients,
@@ -41,6 +46,8 @@ import {
 const CLOSE_TIMEOUT_MS = 2000;
 /** Keys deleted per DEL when the block list is cleared. */
 const DEL_BATCH = 500;
+/** Malformed messages of one kind are logged once per this window. */
+const REJECTION_LOG_INTERVAL_MS = 10_000;
 
 interface PendingRequest {
   readonly resolve: (ok: boolean) => void;
@@ -75,6 +82,13 @@ interface PendingRequest {
  * up to N - 1 times it until the caches catch up. Sockets already admitted
  * stay; later ones are refused. While Redis is down each process counts
  * alone.
+ *
+ * Nothing from Redis is trusted as it comes: every message, presence entry,
+ * stored ban, held count and process id is checked field by field against
+ * its definition (types, ranges, known kinds and reasons, bounded lengths);
+ * what does not match is dropped whole, counted in the application's
+ * metrics (`earwax_cluster_messages_rejected_total`), and logged once per
+ * kind every 10 s, with the rest summed up.
  *
  * When Redis goes away, each process keeps serving its own players and
  * local broadcasts, logs the outage once, and does not queue: cluster
@@ -132,6 +146,14 @@ export class RedisAdapter extends EarwaxAdapter {
   private heldFlush: NodeJS.Immediate | undefined;
   /** Whether a full read of the others' held counts is under way. */
   private readingHeld = false;
+  /** Logs malformed input once per kind and window; sums up the rest. */
+  private readonly rejections = new LogThrottle(
+    REJECTION_LOG_INTERVAL_MS,
+    (kind, held) =>
+      this.logger.warn(
+        `Dropped ${held} more ${kind} in the last ${REJECTION_LOG_INTERVAL_MS / 1000} s.`,
+      ),
+  );
 
   /**
    * @param options Where Redis is, the key prefix, and the timings.
@@ -256,6 +278,7 @@ export class RedisAdapter extends EarwaxAdapter {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.heartbeat);
+    this.rejections.flush();
     clearImmediate(this.heldFlush);
     this.heldFlush = undefined;
     this.held.clearRemote();
@@ -405,10 +428,10 @@ export class RedisAdapter extends EarwaxAdapter {
       for (const node of nodes) pipeline.hvals(this.keys.presence(node));
       const results = (await pipeline.exec()) ?? [];
       const found: ConnectionPresence[] = [];
-      for (const [err, values] of results) {
+      for (const [i, [err, values]] of results.entries()) {
         if (err) throw err;
         for (const text of values as string[]) {
-          const presence = this.readPresence(text);
+          const presence = this.readPresence(nodes[i], text);
           if (
             presence !== undefined &&
             (filter.room === undefined || presence.rooms.includes(filter.room))
@@ -506,14 +529,19 @@ export class RedisAdapter extends EarwaxAdapter {
     });
   }
 
-  /** Handles a message from the cluster; a malformed one is logged. */
+  /**
+   * Handles a message from the cluster. A malformed one is dropped whole
+   * before anything of it is applied, and counted.
+   */
   private onMessage(channel: string, text: string): void {
     let message: ClusterMessage;
     try {
       message = decodeMessage(text);
     } catch (err) {
-      this.logger.warn(
-        `Dropped a malformed message on ${channel}: ${describe(err)}`,
+      this.rejected(
+        `malformed messages on ${channel}`,
+        `a malformed message on ${channel}`,
+        err,
       );
       return;
     }
@@ -552,9 +580,22 @@ export class RedisAdapter extends EarwaxAdapter {
           return;
       }
     } catch (err) {
-      this.logger.error(
-        `Could not apply a ${message.kind} message from ${message.from}: ${describe(err)}`,
-      );
+      if (this.rejections.allow('messages that could not be applied')) {
+        this.logger.error(
+          `Could not apply a ${message.kind} message from ${message.from}: ${describe(err)}`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Something malformed from another process was dropped: counted in the
+   * application's metrics, and logged once per `kind` and window.
+   */
+  private rejected(kind: string, what: string, err: unknown): void {
+    this.host?.messageRejected();
+    if (this.rejections.allow(kind)) {
+      this.logger.warn(`Dropped ${what}: ${describe(err)}`);
     }
   }
 
@@ -583,7 +624,17 @@ export class RedisAdapter extends EarwaxAdapter {
       this.dropped++;
       return false;
     }
-    client.publish(this.keys.all, encodeMessage(message)).catch(() => {
+    const text = encodeMessage(message);
+    if (text.length > CLUSTER_LIMITS.messageLength) {
+      // The others would drop it: it is not sent.
+      if (this.rejections.allow('messages too long to send')) {
+        this.logger.warn(
+          `Did not send a ${message.kind} message of ${text.length} characters: the other processes take at most ${CLUSTER_LIMITS.messageLength}.`,
+        );
+      }
+      return false;
+    }
+    client.publish(this.keys.all, text).catch(() => {
       this.dropped++;
     });
     return true;
@@ -703,9 +754,19 @@ export class RedisAdapter extends EarwaxAdapter {
       values.forEach((text, i) => {
         if (text === null) return; // expired since the scan
         try {
-          bans.push(decodeBan(text));
+          const ban = decodeBan(text);
+          if (this.keys.ban(ban.entry.target) !== banKeys[i]) {
+            throw new ClusterMessageError(
+              `ban.entry.target ${shown(ban.entry.target)} is not the target its key names`,
+            );
+          }
+          bans.push(ban);
         } catch (err) {
-          this.logger.warn(`Skipped ban key ${banKeys[i]}: ${describe(err)}`);
+          this.rejected(
+            'malformed stored bans',
+            `the malformed ban stored under ${shown(banKeys[i])}`,
+            err,
+          );
         }
       });
     }
@@ -865,8 +926,10 @@ export class RedisAdapter extends EarwaxAdapter {
         try {
           read.set(nodes[i], decodeHeldCounts(value));
         } catch (cause) {
-          this.logger.warn(
-            `Skipped the held counts of ${nodes[i]}: ${describe(cause)}`,
+          this.rejected(
+            'malformed held counts',
+            `the malformed held counts of ${nodes[i]}`,
+            cause,
           );
         }
       });
@@ -874,21 +937,44 @@ export class RedisAdapter extends EarwaxAdapter {
     if (!this.closed) this.held.replace(read, mark);
   }
 
-  /** The other processes whose presence has not expired. */
+  /**
+   * The other processes whose presence has not expired (a malformed id in
+   * the list is dropped and counted).
+   */
   private async otherNodes(client: RedisClient): Promise<string[]> {
     const nodes = await client.zrangebyscore(
       this.keys.nodes,
       Date.now(),
       '+inf',
     );
-    return nodes.filter((node) => node !== this.nodeId);
+    return nodes.filter((node) => {
+      if (node === this.nodeId) return false;
+      try {
+        decodeNodeId(node);
+        return true;
+      } catch (err) {
+        this.rejected(
+          'malformed process ids',
+          `a malformed process id in ${this.keys.nodes}`,
+          err,
+        );
+        return false;
+      }
+    });
   }
 
-  private readPresence(text: string): ConnectionPresence | undefined {
+  private readPresence(
+    node: string,
+    text: string,
+  ): ConnectionPresence | undefined {
     try {
       return decodePresence(text);
     } catch (err) {
-      this.logger.warn(`Skipped a presence entry: ${describe(err)}`);
+      this.rejected(
+        'malformed presence entries',
+        `a malformed presence entry of ${node}`,
+        err,
+      );
       return undefined;
     }
   }

@@ -61,12 +61,17 @@ export class SharedHeldCounts {
     return this.totals.get(address) ?? 0;
   }
 
-  /** Applies another process's published counts. */
+  /**
+   * Applies another process's published counts. A count that is not a
+   * whole number at least 0 is skipped (the decoder refuses such a message
+   * already): no total can become `NaN` or negative.
+   */
   apply(node: string, counts: HeldCounts, reset: boolean): void {
     this.generations.set(node, (this.generations.get(node) ?? 0) + 1);
     if (reset) this.forget(node);
     let own = this.remote.get(node);
     for (const [address, count] of Object.entries(counts)) {
+      if (!Number.isSafeInteger(count) || count < 0) continue;
       const before = own?.get(address) ?? 0;
       if (count === before) continue;
       if (count > 0) {

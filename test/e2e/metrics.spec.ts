@@ -191,6 +191,8 @@ describe('EarwaxMetrics fed by a running transport', () => {
       inputDropped: 0,
       handlerErrors: 1,
       handlerTimeouts: 0,
+      // No cluster adapter: nothing from other processes to refuse.
+      clusterMessagesRejected: 0,
       openConnections: 0,
       heldSockets: 0,
       transports: 1,

@@ -197,7 +197,7 @@ describe('maxConnectionsPerIp across a cluster', () => {
       apps.some(
         ({ logs }) =>
           logs.find(
-            /Dropped a malformed message on \{ip-bad-\d+\}:all: held count of "127\.0\.0\.2" is not a whole number: -3/,
+            /Dropped a malformed message on \{ip-bad-\d+\}:all: message\.counts\["127\.0\.0\.2"\] is not a whole number from 0 to \d+: -3/,
           ).length > 0,
       );
     // Nest's static loggers write to the application booted last: b.

@@ -14,6 +14,7 @@ import {
   ClusterUnavailableError,
   ConnectionRegistry,
   EarwaxAdapter,
+  EarwaxMetrics,
   type ClusterBroadcast,
   type ConnectionContext,
   type ConnectionPresence,
@@ -323,6 +324,21 @@ describe('ConnectionRegistry with a cluster adapter', () => {
     expect(() =>
       registry.serverSideEmit('x', { f: Symbol('s') } as never),
     ).toThrow('serverSideEmit() data must be JSON: f is a symbol');
+    // What the other processes would refuse is refused here, with a reason.
+    expect(() =>
+      registry.serverSideEmit('x', JSON.parse('{"a":{"__proto__":{"b":1}}}')),
+    ).toThrow(
+      'serverSideEmit() data must be JSON: a.__proto__ is a forbidden key',
+    );
+    let deep: JsonValue = 1;
+    for (let i = 0; i < 65; i++) deep = [deep];
+    expect(() => registry.serverSideEmit('x', deep)).toThrow(
+      'nests deeper than 64 levels',
+    );
+    expect(() =>
+      registry.serverSideEmit('x', (deep as JsonValue[])[0]),
+    ).not.toThrow();
+    expect(adapter.of('serverSideEmit')).toHaveLength(3);
 
     registry.receive({ event: 'world', data: [1], node: 'node-b' });
     registry.detach();
@@ -468,9 +484,15 @@ describe('BlockListService with a cluster adapter', () => {
 });
 
 describe('ClusterLifecycle', () => {
-  it('starts the adapter with a host over the registry and block list, and stops it', async () => {
+  it('starts the adapter with a host over the registry, block list and metrics, and stops it', async () => {
     const { adapter, registry, blockList, live } = cluster();
-    const lifecycle = new ClusterLifecycle(registry, blockList, adapter);
+    const metrics = new EarwaxMetrics();
+    const lifecycle = new ClusterLifecycle(
+      registry,
+      blockList,
+      adapter,
+      metrics,
+    );
     await lifecycle.onModuleInit();
     const host = adapter.host as EarwaxAdapterHost;
     const a = live('10.1.1.1');
@@ -485,6 +507,9 @@ describe('ClusterLifecycle', () => {
     expect(host.bans().map((b) => b.entry.target)).toEqual(['10.2.0.0/16']);
     host.replaceBans([]);
     expect(blockList.size).toBe(0);
+    host.messageRejected();
+    host.messageRejected();
+    expect(metrics.snapshot().clusterMessagesRejected).toBe(2);
     let completed = false;
     registry.serverEvents$.subscribe({ complete: () => (completed = true) });
     await lifecycle.onApplicationShutdown();

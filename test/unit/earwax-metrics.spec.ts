@@ -88,6 +88,36 @@ function parseExposition(text: string): Map<string, Family> {
   return families;
 }
 
+/**
+ * Every number of the snapshot and of the exposition is finite and at
+ * least 0, and the exposition has no reason outside the known ones.
+ */
+function expectFinite(metrics: EarwaxMetrics): void {
+  const s = metrics.snapshot();
+  const numbers = [
+    ...Object.values(s.connectionsRefused),
+    ...Object.values(s.disconnections),
+    ...Object.values(s).filter((v) => typeof v !== 'object'),
+  ];
+  expect(numbers.every((n) => Number.isFinite(n) && n >= 0)).toBe(true);
+  // parseExposition throws on a value that is not finite.
+  const families = parseExposition(metrics.toPrometheus());
+  for (const [name, family] of families) {
+    for (const { labels, value } of family.samples) {
+      expect(value).toBeGreaterThanOrEqual(0);
+      if (name === 'earwax_disconnections_total') {
+        expect(DISCONNECT_REASONS).toContain(labels.reason);
+      }
+      if (name === 'earwax_connections_refused_total') {
+        expect(BLOCK_REASONS).toContain(labels.reason);
+      }
+    }
+  }
+  expect(families.get('earwax_disconnections_total')?.samples).toHaveLength(
+    DISCONNECT_REASONS.length,
+  );
+}
+
 /** The metrics with a distinct value in every counter. */
 function busyMetrics(): EarwaxMetrics {
   const metrics = new EarwaxMetrics();
@@ -101,6 +131,7 @@ function busyMetrics(): EarwaxMetrics {
   metrics.inputDropped = 56;
   metrics.handlerErrors = 3;
   metrics.handlerTimeouts = 2;
+  metrics.clusterMessagesRejected = 11;
   return metrics;
 }
 
@@ -217,6 +248,80 @@ describe('EarwaxMetrics', () => {
     expect(gauges()).toEqual([1, 0]);
   });
 
+  describe('against values from outside', () => {
+    const FOREIGN = [
+      'constructor',
+      '__proto__',
+      'toString',
+      'hasOwnProperty',
+      'banana',
+      '',
+    ];
+
+    it('counts a disconnection or refusal of an unknown reason without NaN or a new key', () => {
+      const metrics = new EarwaxMetrics();
+      metrics.admitted = 10;
+      for (const reason of FOREIGN) {
+        metrics.countDisconnection(reason as DisconnectReason);
+        metrics.countRefusal(reason as BlockReason);
+      }
+      metrics.countDisconnection('quit');
+      metrics.countRefusal('blocked');
+      const s = metrics.snapshot();
+      // Counted as what disconnect() and a refusal mean without a reason.
+      expect(s.disconnections.kicked).toBe(FOREIGN.length);
+      expect(s.disconnections.quit).toBe(1);
+      expect(s.connectionsRefused.refused).toBe(FOREIGN.length);
+      expect(s.connectionsRefused.blocked).toBe(1);
+      expect(s.openConnections).toBe(10 - FOREIGN.length - 1);
+      expect(Object.keys(s.disconnections)).toEqual(DISCONNECT_REASONS);
+      expect(Object.keys(s.connectionsRefused)).toEqual(BLOCK_REASONS);
+      for (const reason of FOREIGN) {
+        expect(Object.hasOwn(metrics.disconnected, reason)).toBe(false);
+        expect(Object.hasOwn(metrics.refused, reason)).toBe(false);
+      }
+      expectFinite(metrics);
+    });
+
+    it('has counters by reason that inherit nothing and take no new key', () => {
+      const metrics = new EarwaxMetrics();
+      const byReason = metrics.disconnected as Record<string, unknown>;
+      expect(byReason.constructor).toBeUndefined();
+      expect(byReason.toString).toBeUndefined();
+      const key: string = 'constructor';
+      expect(() => {
+        byReason[key] = 1;
+      }).toThrow(TypeError);
+      expect(() => {
+        (metrics.refused as Record<string, unknown>).banana = 1;
+      }).toThrow(TypeError);
+      expect(Object.keys(metrics.snapshot().disconnections)).toEqual(
+        DISCONNECT_REASONS,
+      );
+    });
+
+    it('never publishes a negative gauge, or a counter that is not a finite number', () => {
+      const metrics = new EarwaxMetrics();
+      metrics.admitted = 1;
+      metrics.countDisconnection('quit');
+      metrics.countDisconnection('reset');
+      expect(metrics.snapshot().openConnections).toBe(0);
+      metrics.linesReceived = Number.NaN;
+      metrics.inputDropped = Number.POSITIVE_INFINITY;
+      metrics.handlerErrors = -3;
+      metrics.disconnected.idle = Number.NaN;
+      const s = metrics.snapshot();
+      expect([
+        s.linesReceived,
+        s.inputDropped,
+        s.handlerErrors,
+        s.disconnections.idle,
+        s.openConnections,
+      ]).toEqual([0, 0, 0, 0, 0]);
+      expectFinite(metrics);
+    });
+  });
+
   describe('toPrometheus()', () => {
     it('writes every metric in the text format, and it reads back as the snapshot', () => {
       const metrics = busyMetrics();
@@ -256,6 +361,7 @@ describe('EarwaxMetrics', () => {
         dropped: scalar('earwax_input_dropped_total'),
         errors: scalar('earwax_handler_errors_total'),
         timeouts: scalar('earwax_handler_timeouts_total'),
+        rejected: scalar('earwax_cluster_messages_rejected_total'),
         open: scalar('earwax_open_connections'),
         held: scalar('earwax_held_sockets'),
         transports: scalar('earwax_transports'),
@@ -271,13 +377,14 @@ describe('EarwaxMetrics', () => {
         dropped: s.inputDropped,
         errors: s.handlerErrors,
         timeouts: s.handlerTimeouts,
+        rejected: s.clusterMessagesRejected,
         open: s.openConnections,
         held: s.heldSockets,
         transports: s.transports,
         listening: s.listeningTransports,
       });
       // Nothing else: every family is one of the above.
-      expect(families.size).toBe(14);
+      expect(families.size).toBe(15);
       // The values are not all alike, so a mixed-up name would show.
       expect(
         new Set([s.bytesReceived, s.bytesSent, s.linesReceived]).size,

@@ -80,34 +80,40 @@ describe('Redis adapter messages', () => {
 
   it.each([
     ['not json', 'message is not JSON'],
-    ['[]', 'the message is not an object'],
-    ['{"v":2,"kind":"event","from":"a"}', 'unsupported message version 2'],
-    ['{"v":1,"kind":"event","from":""}', '"from" is empty'],
-    ['{"v":1,"kind":"gossip","from":"a"}', 'unknown message kind "gossip"'],
-    ['{"v":1,"kind":"event","from":"a","event":"x"}', 'event without data'],
+    ['[]', 'message is not an object: a list of 0'],
+    [
+      '{"v":2,"kind":"event","from":"a"}',
+      'message.v is an unsupported message version 2 (this process speaks 1)',
+    ],
+    ['{"v":1,"kind":"event","from":""}', 'message.from is empty'],
+    [
+      '{"v":1,"kind":"gossip","from":"a"}',
+      'message.kind is not a known message kind: "gossip"',
+    ],
+    [
+      '{"v":1,"kind":"event","from":"a","event":"x"}',
+      'message.data is missing',
+    ],
     [
       '{"v":1,"kind":"broadcast","from":"a","broadcast":{}}',
-      'broadcast without "text" or "bytes"',
+      'message.broadcast has both or neither of "text" and "bytes"',
     ],
     [
       '{"v":1,"kind":"broadcast","from":"a","broadcast":{"text":"x","encoding":"klingon"}}',
-      'broadcast "encoding" "klingon" is not a Buffer encoding',
+      'message.broadcast.encoding is not a Buffer encoding: "klingon"',
     ],
     [
       '{"v":1,"kind":"broadcast","from":"a","broadcast":{"text":"x","except":[1]}}',
-      'broadcast "except" is not a list of ids',
+      'message.broadcast.except[0] is not a string: 1',
     ],
     [
       '{"v":1,"kind":"request","from":"a","id":"r","command":{"type":"explode","id":"c"}}',
-      'unknown command "explode"',
+      'message.command.type is not a known command: "explode"',
     ],
+    ['{"v":1,"kind":"reply","from":"a","id":"r"}', 'message.ok is missing'],
     [
-      '{"v":1,"kind":"reply","from":"a","id":"r"}',
-      'reply without a boolean "ok"',
-    ],
-    [
-      '{"v":1,"kind":"bans","from":"a","change":{"type":"ban","ban":{"kick":true,"entry":{"target":"x","family":"ipx","createdAt":1}}}}',
-      'ban "family" is not ipv4 or ipv6',
+      '{"v":1,"kind":"bans","from":"a","change":{"type":"ban","ban":{"kick":true,"entry":{"target":"10.0.0.1","family":"ipx","createdAt":1}}}}',
+      'message.change.ban.entry.family is not ipv4 or ipv6: "ipx"',
     ],
   ])('refuses %s with a clear error', (text, message) => {
     expect(() => decodeMessage(text)).toThrow(ClusterMessageError);
@@ -130,14 +136,14 @@ describe('Redis adapter messages', () => {
     expect(decodePresence(encodePresence(bare))).toEqual(bare);
     expect(() =>
       decodePresence(JSON.stringify({ ...presence, rooms: 'hall' })),
-    ).toThrow('presence "rooms" is not a list of names');
+    ).toThrow('presence.rooms is not a list: "hall"');
     expect(() =>
       decodePresence(JSON.stringify({ ...presence, port: 'x' })),
-    ).toThrow('"port" is not a finite number');
+    ).toThrow('presence.port is not a whole number from 0 to 65535: "x"');
     const ban = { entry, kick: false };
     expect(decodeBan(encodeBan(ban))).toEqual(ban);
     expect(() => decodeBan('{"entry":{}}')).toThrow(
-      'ban without a boolean "kick"',
+      'ban.entry.target is missing',
     );
   });
 });
