@@ -662,6 +662,20 @@ export class EarwaxTransport
       socket.destroy();
       return;
     }
+    // Node asks the kernel for the peer's address (getpeername) on first
+    // use, here, as early as it can: libuv's accept() does not keep it. A
+    // connection the peer reset while it waited in the accept queue has
+    // none left, and nothing to serve: it is closed before any admission
+    // check, so that it is never logged, limited or rate-counted under an
+    // empty address (a reset storm would share one bucket).
+    if (socket.remoteAddress === undefined) {
+      // Accepted, never admitted nor refused, like a failed TLS handshake.
+      this.counters.accepted++;
+      this.logger.debug('A connection reset before it was accepted: closed.');
+      socket.on('error', ignoreError);
+      socket.destroy();
+      return;
+    }
     const ctx = new ConnectionContext(socket, this.connectionHost, listener);
     socket[kContext] = ctx;
     this.live.add(ctx);
@@ -1657,6 +1671,10 @@ function abortSocket(ctx: AnyConnectionContext): void {
   // A TLS socket is reset through the TCP socket under it.
   if (discarded && !tcp.destroyed) tcp.resetAndDestroy();
   socket.destroy();
+}
+
+function ignoreError(): void {
+  // A socket being destroyed after its peer reset it: nothing to report.
 }
 
 function describe(err: unknown): string {
