@@ -144,6 +144,11 @@ export class ConnectionContext<
    * has returned a promise that has not settled.
    */
   waiting: PendingHandler | null = null;
+  /**
+   * @internal Cleared once a connection that is no longer open gave up on
+   * a handler: its remaining events then run without waiting.
+   */
+  waitsForHandlers = true;
   /** @internal */ inputPaused = false;
   /** @internal */ lastError: Error | undefined = undefined;
   /** @internal */ lingerTimer: NodeJS.Timeout | undefined = undefined;

@@ -1356,7 +1356,15 @@ export class EarwaxTransport
     let streak = 0;
     for (;;) {
       const handled = this.handlers.run(ctx, event, data);
-      if (handled !== true && handled !== false) {
+      // A connection that already gave up on a handler after its client
+      // left runs its remaining lines without waiting (see HandlerWatch):
+      // one grace in all, not one per hung line. on_disconnect is waited
+      // for as ever.
+      if (
+        handled !== true &&
+        handled !== false &&
+        (ctx.waitsForHandlers || event === 'on_disconnect')
+      ) {
         const pending = this.handlerWatch.wait(ctx, event);
         void handled.then(() => {
           // No longer waited for (see HandlerWatch): its result is ignored.
@@ -1510,8 +1518,9 @@ export class EarwaxTransport
       (ctx) => this.handlerOverdue(ctx),
       (ctx) => {
         ctx.logger.warn(
-          `${ctx.waiting?.event ?? 'A'} handler still running ${String(this.handlerWatch.grace)} ms after the connection stopped being open; the events behind it run without it.`,
+          `${ctx.waiting?.event ?? 'A'} handler still running ${String(this.handlerWatch.grace)} ms after the connection stopped being open; the events behind it run without waiting for it or each other.`,
         );
+        ctx.waitsForHandlers = false;
         this.stopWaiting(ctx);
       },
     );

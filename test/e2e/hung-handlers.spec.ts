@@ -178,6 +178,23 @@ describe('a handler that never settles', () => {
     ]);
   });
 
+  it('gives one grace in all, not one per hung line, before on_disconnect', async () => {
+    const booted = await boot();
+    const { player, id } = await hungPlayer(booted);
+    // Forty more hung lines: waited for one by one, they would hold
+    // on_disconnect for forty graces.
+    for (let i = 0; i < 40; i++) player.send('hang');
+    player.send('last');
+    await player.close();
+    await disconnectsOf(id);
+    const mine = journal.entries.filter((e) => e.startsWith(id));
+    expect(mine).toHaveLength(43);
+    expect(mine.slice(-2)).toEqual([
+      `${id} data:last`,
+      `${id} disconnect:client_closed`,
+    ]);
+  });
+
   it('releases a connection reset by its client the same way', async () => {
     const booted = await boot({ maxConnectionsPerIp: 1 });
     const { player, id } = await hungPlayer(booted);
