@@ -12,9 +12,10 @@ import {
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
-import { CountingClient, within } from '../support/counting-client.js';
+import { CountingClient } from '../support/counting-client.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
+import { awaitEvent } from '../support/pending-waits.js';
 
 const WATCH = 'WATCH';
 /** Bytes of every line the server sends here, `\r\n` included. */
@@ -113,11 +114,10 @@ describe('backpressure', () => {
     return booted;
   }
 
-  function waitForConnects(count: number, timeoutMs = 5000): Promise<void> {
+  function waitForConnects(count: number): Promise<void> {
     return watch.journal.waitFor(
       () => watch.connects >= count,
       `${count} on_connect events`,
-      timeoutMs,
     );
   }
 
@@ -179,9 +179,8 @@ describe('backpressure', () => {
       // for it rather than let it hit its own limit.
       for (const ctx of readerCtxs) {
         if (ctx.socket.writableLength > maxOutputBuffer / 2) {
-          await within(
+          await awaitEvent(
             drainedOrClosed(ctx.socket),
-            5000,
             'a reading client to drain',
           );
         }
@@ -203,7 +202,7 @@ describe('backpressure', () => {
     expect(reach).toEqual([4, 3]);
 
     await Promise.all(
-      readers.map((r) => r.until(() => r.lines >= seq, `${seq} lines`, 10_000)),
+      readers.map((r) => r.until(() => r.lines >= seq, `${seq} lines`)),
     );
     for (const reader of readers) {
       expect(reader.mismatch).toBeUndefined();
@@ -274,9 +273,8 @@ describe('backpressure', () => {
       }
       if (slowCtx.socket.writableLength > HIGH_WATER_MARK) armedRounds++;
       rounds++;
-      await within(
+      await awaitEvent(
         drainedOrClosed(slowCtx.socket),
-        5000,
         `the slow reader to drain in round ${rounds}`,
       );
       if (!slowCtx.isOpen) break;
@@ -299,7 +297,7 @@ describe('backpressure', () => {
     expect(disconnectsOf(slowCtx.port)).toEqual([]);
     expect(armedRounds).toBe(rounds);
     expect(rounds).toBeGreaterThanOrEqual(3);
-    await slow.until(() => slow.lines >= seq, `${seq} lines`, 10_000);
+    await slow.until(() => slow.lines >= seq, `${seq} lines`);
     expect(slow.mismatch).toBeUndefined();
     expect(slow.lines).toBe(seq);
   }, 30_000);
@@ -363,7 +361,7 @@ describe('backpressure', () => {
         100,
         clients,
       );
-      await waitForConnects(2000, 15_000);
+      await waitForConnects(2000);
       expect(registry.size).toBe(2000);
 
       // Watch what two of the sockets are given: the very same bytes.
@@ -385,7 +383,7 @@ describe('backpressure', () => {
       expect(written[0]).toEqual(Buffer.from(`${news}\r\n`));
 
       await Promise.all(
-        clients.map((c) => c.until(() => c.lines >= 1, 'the news', 10_000)),
+        clients.map((c) => c.until(() => c.lines >= 1, 'the news')),
       );
       // Exactly the line, once, and nothing else: described, not dumped.
       const wrong = clients.filter(

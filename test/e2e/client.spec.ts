@@ -9,7 +9,7 @@ import {
   firstValueFrom,
   lastValueFrom,
   take,
-  timeout,
+  tap,
   toArray,
   type Observable,
 } from 'rxjs';
@@ -23,6 +23,7 @@ import {
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
+import { pendingWait } from '../support/pending-waits.js';
 import { Waiters } from '../support/waiters.js';
 
 const GREETING = 'Welcome to the test game!';
@@ -58,20 +59,21 @@ class EchoController {
   }
 }
 
-/** Collects `count` values of `source`, failing clearly after `ms`. */
-function collect<T>(source: Observable<T>, count: number, ms = 3000) {
-  return firstValueFrom(
-    source.pipe(
-      take(count),
-      toArray(),
-      timeout({
-        first: ms,
-        each: ms,
-        with: () => {
-          throw new Error(`Timed out waiting for ${count} values`);
-        },
-      }),
+/**
+ * Collects `count` values of `source` (fewer if it completes first, as
+ * `lines$` does when the connection closes).
+ */
+function collect<T>(source: Observable<T>, count: number) {
+  const seen: T[] = [];
+  return pendingWait(
+    firstValueFrom(
+      source.pipe(
+        take(count),
+        tap((value) => seen.push(value)),
+        toArray(),
+      ),
     ),
+    () => `${count} values; seen: ${JSON.stringify(seen)}`,
   );
 }
 

@@ -261,6 +261,7 @@ describe('EarwaxMetrics fed by a running transport', () => {
       text += chunk;
       waits.wake();
     });
+    tls.once('close', () => waits.end('the connection closed'));
     try {
       await waits.until(() => text.includes('welcome\r\n'), 'the welcome');
       tls.write('hi\r\n');

@@ -2,8 +2,6 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import {
   ConnectionContext,
   EarwaxEvent,
@@ -13,6 +11,7 @@ import {
   EarwaxTesting,
   type EarwaxTestServer,
 } from '../../lib/testing/index.js';
+import { WatchedChild } from '../support/child-process.js';
 import { Journal } from '../support/journal.js';
 
 const journal = new Journal();
@@ -40,30 +39,26 @@ class NetcatController {
 /**
  * Debian's OpenBSD netcat as a player: LF-only lines from its standard input,
  * `-N` to send FIN at the end of it, `-s` for its own address. Resolves with
- * everything it printed once it exits (when the server has closed).
+ * everything it printed once it has ended (when the server has closed) and
+ * its output has been read to the end.
  */
 async function netcat(port: number, from: string, input: string) {
-  const child = spawn('nc', ['-N', '-s', from, '127.0.0.1', String(port)], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const spawned = await Promise.race([
-    once(child, 'spawn').then(() => true),
-    once(child, 'error').then(() => false),
-  ]);
-  if (!spawned) {
+  const child = WatchedChild.spawn(
+    'nc',
+    'nc',
+    ['-N', '-s', from, '127.0.0.1', String(port)],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  // A write after nc has gone is reported by its end.
+  child.child.stdin?.on('error', () => undefined);
+  child.child.stdin?.end(input);
+  const { code, error } = await child.waitForEnd();
+  if (error) {
     throw new Error(
-      'nc is not installed: install Debian\'s netcat-openbsd (".ci/run" does).',
+      `nc could not start (${error.message}): install Debian's netcat-openbsd (".ci/run" does).`,
     );
   }
-  const out: Buffer[] = [];
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  child.stdin.end(input);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { output: Buffer.concat(out).toString('latin1'), code, err };
+  return { output: child.stdout('latin1'), code, err: child.stderr };
 }
 
 describe('a raw netcat client (LF-only lines)', () => {
@@ -89,7 +84,7 @@ describe('a raw netcat client (LF-only lines)', () => {
     expect(output).toBe(
       'hello\r\necho look\r\necho say hello there\r\necho \r\necho last words\r\n',
     );
-    await journal.waitForEntry('disconnect:client_closed', 5000);
+    await journal.waitForEntry('disconnect:client_closed');
     expect(journal.entries).toEqual([
       'connect:127.0.0.2',
       'data:look',
@@ -110,7 +105,7 @@ describe('a raw netcat client (LF-only lines)', () => {
     // The offers (IAC DO/WILL ...) come first and are never answered by nc.
     expect(output.charCodeAt(0)).toBe(0xff);
     expect(output.endsWith('hello\r\necho look\r\n')).toBe(true);
-    await journal.waitForEntry('disconnect:client_closed', 5000);
+    await journal.waitForEntry('disconnect:client_closed');
     expect(journal.entries).toEqual([
       'connect:127.0.0.3',
       'data:look',

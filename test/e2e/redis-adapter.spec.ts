@@ -133,11 +133,10 @@ describe('RedisAdapter in Nest applications', () => {
     return client;
   }
 
-  function logged(pattern: RegExp, timeoutMs = 5000): Promise<void> {
+  function logged(pattern: RegExp): Promise<void> {
     return logs.journal.waitFor(
       () => logs.find(pattern).length > 0,
       `a log line matching ${String(pattern)}`,
-      timeoutMs,
     );
   }
 
@@ -241,7 +240,6 @@ describe('RedisAdapter in Nest applications', () => {
     await shared.server.restart();
     await logged(
       /Joined the cluster as late-one \(Redis answered after [\d.]+ s\): 2 connection\(s\)/,
-      10_000,
     );
     expect(adapter.available).toBe(true);
     expect(await shared.inspect.hlen(`{${prefix}}:presence:late-one`)).toBe(2);
@@ -264,7 +262,6 @@ describe('RedisAdapter in Nest applications', () => {
     await logs.journal.waitFor(
       () => logs.find(/Lost Redis/).length >= lost + 2,
       'both apps to report the outage',
-      5000,
     );
     for (let i = 0; i < 1000; i++) registry.broadcast(`during ${i}`);
     expect(registry.serverSideEmit('during')).toBe(false);
@@ -274,7 +271,6 @@ describe('RedisAdapter in Nest applications', () => {
     await logs.journal.waitFor(
       () => logs.find(/Redis is back/).length >= back + 2,
       'both apps to resync',
-      10_000,
     );
     expect(
       logs.find(
@@ -301,10 +297,9 @@ describe('RedisAdapter in Nest applications', () => {
               e.message === 'Connection established.',
           ),
         `the connection from port ${client.socket.localPort} to be admitted`,
-        5000,
       );
     const refused = async (client: LineClient) => {
-      await client.expectClosedByServer(5000);
+      await client.expectClosedByServer();
       expect(client.lines).toEqual([
         'Too many connection attempts; please wait a moment.',
       ]);

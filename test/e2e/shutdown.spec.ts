@@ -2,12 +2,10 @@ import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { pathToFileURL } from 'node:url';
 import {
   ConnectionContext,
   ConnectionGuard,
@@ -18,13 +16,24 @@ import {
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
-import { CountingClient, within } from '../support/counting-client.js';
+import {
+  spawnTypeScript,
+  type WatchedChild,
+} from '../support/child-process.js';
+import { CountingClient } from '../support/counting-client.js';
 import { Gate } from '../support/gate.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
+import { awaitEvent } from '../support/pending-waits.js';
 
 const WATCH = 'WATCH';
 const GOODBYE = 'Server going down.';
+/**
+ * A closeTimeout for the tests where close() must end by their connections'
+ * events, not by the deadline: longer than any test may run, so however
+ * slow the machine, the deadline never decides one.
+ */
+const BEYOND_THE_TEST = 120_000;
 
 /** What the handlers saw. */
 class Watch {
@@ -105,11 +114,10 @@ describe('graceful shutdown', () => {
     return booted;
   }
 
-  function waitForConnects(count: number, timeoutMs = 5000): Promise<void> {
+  function waitForConnects(count: number): Promise<void> {
     return watch.journal.waitFor(
       () => watch.connects >= count,
       `${count} on_connect events`,
-      timeoutMs,
     );
   }
 
@@ -126,8 +134,8 @@ describe('graceful shutdown', () => {
       maxConnectionsPerIp: false,
       connectionRate: false,
       messages: { shutdown: GOODBYE },
-      // Only a bound: flushing 20 MB to readers takes far less.
-      closeTimeout: 20_000,
+      // Only a bound, never reached: the flush ends close().
+      closeTimeout: BEYOND_THE_TEST,
     });
     const lines = 200;
     const clients: CountingClient[] = [];
@@ -140,7 +148,7 @@ describe('graceful shutdown', () => {
         100,
         clients,
       );
-      await waitForConnects(1000, 15_000);
+      await waitForConnects(1000);
       const registry = b.app.get(ConnectionRegistry);
       expect(registry.size).toBe(1000);
 
@@ -152,11 +160,11 @@ describe('graceful shutdown', () => {
       }
       expect(queued).toBe(1000 * lines);
       const closing = closeRecorded(b);
-      await within(closing, 25_000, 'close() to resolve');
+      await awaitEvent(closing, 'close() to resolve');
 
       await Promise.all(
         clients.map((c) =>
-          c.until(() => c.ended && c.socket.destroyed, 'EOF and close', 10_000),
+          c.until(() => c.ended && c.socket.destroyed, 'EOF and close'),
         ),
       );
       // Every line in order, the goodbye, EOF, and nothing in between or
@@ -189,7 +197,7 @@ describe('graceful shutdown', () => {
   it('awaits a handler still running at close(), then runs on_disconnect, then resolves', async () => {
     const b = await boot({
       messages: { shutdown: GOODBYE },
-      closeTimeout: 10_000,
+      closeTimeout: BEYOND_THE_TEST,
     });
     const client = await LineClient.connect(b.port);
     sockets.push(client.socket);
@@ -211,7 +219,7 @@ describe('graceful shutdown', () => {
     expect(watch.journal.entries).toEqual(['connect', 'hold:start']);
 
     b.app.get(Gate).release();
-    await within(closing, 5000, 'close() to resolve after the release');
+    await awaitEvent(closing, 'close() to resolve after the release');
     expect(watch.journal.entries).toEqual([
       'connect',
       'hold:start',
@@ -234,7 +242,7 @@ describe('graceful shutdown', () => {
 
     const startedAt = Date.now();
     const closing = closeRecorded(b);
-    await within(closing, 5000, 'close() to resolve at its deadline');
+    await awaitEvent(closing, 'close() to resolve at its deadline');
     // The deadline timer may fire a millisecond early.
     expect(Date.now() - startedAt).toBeGreaterThanOrEqual(closeTimeout - 2);
     expect(b.logs.find('Still busy at shutdown deadline', 'warn')).toHaveLength(
@@ -250,7 +258,7 @@ describe('graceful shutdown', () => {
   });
 
   it('accepts no connection once close() has started', async () => {
-    const b = await boot({ closeTimeout: 10_000 });
+    const b = await boot({ closeTimeout: BEYOND_THE_TEST });
     const client = await LineClient.connect(b.port);
     sockets.push(client.socket);
     await waitForConnects(1);
@@ -265,7 +273,7 @@ describe('graceful shutdown', () => {
     const late = await LineClient.connect(b.port).then(
       async (c) => {
         sockets.push(c.socket);
-        await within(c.closed, 3000, 'the late connection to be closed');
+        await awaitEvent(c.closed, 'the late connection to be closed');
         return { received: c.received.length };
       },
       (err: NodeJS.ErrnoException) => ({ error: err.code }),
@@ -275,14 +283,14 @@ describe('graceful shutdown', () => {
     expect(watch.connects).toBe(1);
 
     b.app.get(Gate).release();
-    await within(closing, 5000, 'close() to resolve');
+    await awaitEvent(closing, 'close() to resolve');
     expect(watch.connects).toBe(1);
     expect(watch.journal.count((e) => e.startsWith('disconnect:'))).toBe(1);
   });
 
   it('closes a connection still waiting for the guard at close() without admitting it', async () => {
     const guard = new HeldGuard();
-    const b = await boot({ guard, closeTimeout: 10_000 });
+    const b = await boot({ guard, closeTimeout: BEYOND_THE_TEST });
     const client = await LineClient.connect(b.port);
     sockets.push(client.socket);
     await guard.asked.waitForEntry('asked');
@@ -293,7 +301,7 @@ describe('graceful shutdown', () => {
     expect(client.received.length).toBe(0);
     // The guard says yes too late: the connection is gone.
     guard.gate.release();
-    await within(closing, 5000, 'close() to resolve');
+    await awaitEvent(closing, 'close() to resolve');
     // Turns for the guard's late answer to be acted on.
     for (let i = 0; i < 5; i++) await nextTurn();
     expect(watch.journal.entries).toEqual(['status:closed', 'close:resolved']);
@@ -301,11 +309,11 @@ describe('graceful shutdown', () => {
 });
 
 describe('SIGTERM', () => {
-  let child: ChildProcess | undefined;
+  let child: WatchedChild | undefined;
   const clients: LineClient[] = [];
-  afterEach(() => {
+  afterEach(async () => {
     for (const client of clients.splice(0)) client.socket.destroy();
-    child?.kill('SIGKILL');
+    await child?.stop('SIGKILL');
     child = undefined;
   });
 
@@ -313,46 +321,15 @@ describe('SIGTERM', () => {
     // The child runs the TypeScript sources through loader hooks that
     // transpile them on load: Nest's shutdown hooks end the process, so they
     // cannot run inside Jest's.
-    const support = join(process.cwd(), 'test', 'support');
-    const hooks = pathToFileURL(join(support, 'shutdown-child-hooks.mjs'));
-    const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks.href)});`;
-    child = spawn(
-      process.execPath,
-      [
-        '--import',
-        `data:text/javascript,${encodeURIComponent(register)}`,
-        join(support, 'shutdown-child.ts'),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, NODE_NO_WARNINGS: '1' },
-      },
+    const server = spawnTypeScript(
+      'the child',
+      join(process.cwd(), 'test', 'support', 'shutdown-child.ts'),
+      {},
     );
-    const reports = new Journal();
-    let stderr = '';
-    let pending = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      const parts = (pending + chunk.toString('utf8')).split('\n');
-      pending = parts.pop() ?? '';
-      for (const part of parts) reports.record(part);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit') as Promise<
-      [number | null, NodeJS.Signals | null]
-    >;
-
-    // Loading TypeScript and transpiling lib/ takes a few seconds.
-    await reports
-      .waitFor(
-        (es) => es.some((e) => e.startsWith('port:')),
-        'the child to listen',
-        15_000,
-      )
-      .catch((err: Error) => {
-        throw new Error(`${err.message}; child stderr: ${stderr}`);
-      });
+    child = server;
+    // However long loading and transpiling take; at once if it exits.
     const port = Number(
-      reports.entries.find((e) => e.startsWith('port:'))!.slice(5),
+      (await server.waitForLine(/^port:\d+$/)).slice('port:'.length),
     );
     clients.push(
       await LineClient.connect(port),
@@ -364,8 +341,9 @@ describe('SIGTERM', () => {
     clients[0].send('still here');
     expect(await clients[0].line(1)).toBe('still here');
 
-    child.kill('SIGTERM');
-    const [code, signal] = await within(exited, 10_000, 'the child to exit');
+    // Ends once the child has exited and all it wrote has been read: the
+    // lines it writes last can arrive after its exit.
+    const end = await server.stop('SIGTERM');
     for (const client of clients) {
       await client.expectClosedByServer();
       expect(client.lines[client.lines.length - 1]).toBe(GOODBYE);
@@ -375,8 +353,8 @@ describe('SIGTERM', () => {
       ['Welcome.', GOODBYE],
     ]);
     // Nest re-raises the signal once its hooks have run.
-    expect({ code, signal }).toEqual({ code: null, signal: 'SIGTERM' });
-    expect(reports.entries).toEqual([
+    expect(end).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(server.lines.entries).toEqual([
       expect.stringMatching(/^port:\d+$/),
       'connect',
       'connect',
@@ -384,6 +362,6 @@ describe('SIGTERM', () => {
       'disconnect:server_shutdown',
       'shutdown:SIGTERM',
     ]);
-    expect(stderr).toBe('');
+    expect(server.stderr).toBe('');
   }, 30_000);
 });

@@ -7,7 +7,6 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import {
   ConnectionContext,
   ConnectionRegistry,
@@ -28,6 +27,7 @@ import {
   type EarwaxTestServer,
 } from '../../lib/testing/index.js';
 import { Journal } from '../support/journal.js';
+import { eventually } from '../support/redis-eventually.js';
 
 const JOURNAL = 'JOURNAL';
 
@@ -129,19 +129,17 @@ function tcpHandles(): string[] {
 /**
  * Resolves once this process holds no TCP socket or server. A closed handle
  * leaves the list only when libuv has released it, a moment after its
- * `close` event, and nothing signals that: so this checks every 10 ms, for
- * at most 3 s.
+ * `close` event, and nothing signals that: so this checks every 10 ms. No
+ * time limit of its own: Jest's timeout of the test bounds it, and names it
+ * with the handles still open (see test/support/pending-waits.ts).
  */
 async function noTcpHandles(): Promise<void> {
-  const deadline = Date.now() + 3000;
-  while (tcpHandles().length > 0) {
-    if (Date.now() > deadline) {
-      throw new Error(
-        `TCP handles still open after 3 s: ${tcpHandles().join(', ')}`,
-      );
-    }
-    await delay(10);
-  }
+  await eventually(
+    async () => tcpHandles(),
+    (open) => open.length === 0,
+    'no TCP handle to be left',
+    10,
+  );
 }
 
 /** Catches a rejection, so a test can read its message. */

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import { afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Inject } from '@nestjs/common';
 import { Ctx, Payload } from '@nestjs/microservices';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import {
@@ -13,6 +12,7 @@ import {
 } from '../../lib/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { makeCertificate } from '../support/certificates.js';
+import { WatchedChild } from '../support/child-process.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
 import { Waiters } from '../support/waiters.js';
@@ -54,6 +54,7 @@ class TlsLineClient {
       this.waits.wake();
     });
     socket.on('error', () => undefined);
+    socket.once('close', () => this.waits.end('the connection closed'));
   }
 
   static async connect(port: number, ca: Buffer): Promise<TlsLineClient> {
@@ -143,26 +144,23 @@ describe('TLS listener', () => {
 
   it('talks to a real client: openssl s_client', async () => {
     const { port } = await boot();
-    const child = spawn(
+    const child = WatchedChild.spawn(
+      'openssl s_client',
       'openssl',
       ['s_client', '-connect', `127.0.0.1:${port}`, '-quiet', '-verify_quiet'],
-      { stdio: ['pipe', 'pipe', 'ignore'] },
+      { stdio: ['pipe', 'pipe', 'pipe'] },
     );
-    sockets.push({ destroy: () => child.kill('SIGKILL') });
-    let output = '';
-    const waits = new Waiters(() => `s_client said ${JSON.stringify(output)}`);
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (text: string) => {
-      output += text;
-      waits.wake();
-    });
-    child.stdin.write('from s_client\n');
-    await waits.until(
-      () => output.includes('echo from s_client'),
+    sockets.push({ destroy: () => child.signal('SIGKILL') });
+    const stdin = child.child.stdin;
+    // A write after s_client has gone is reported by the wait below.
+    stdin?.on('error', () => undefined);
+    stdin?.write('from s_client\n');
+    // At once, with what it wrote, if s_client ends first.
+    await child.until(
+      () => child.stdout().includes('echo from s_client'),
       'the echo',
-      5000,
     );
-    child.stdin.end();
+    stdin?.end();
   });
 
   it('swaps certificates only on a TLS listener', () => {

@@ -70,7 +70,7 @@ export class CountingClient {
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
-        this.wake();
+        this.waits.end('the connection closed');
         resolve();
       }),
     );
@@ -130,13 +130,12 @@ export class CountingClient {
     return this.socket.localPort ?? 0;
   }
 
-  /** Waits for a condition on what was received, bounded by `timeoutMs`. */
-  until(
-    condition: () => boolean,
-    what: string,
-    timeoutMs = 5000,
-  ): Promise<void> {
-    return this.waits.until(condition, what, timeoutMs);
+  /**
+   * Waits for a condition on what was received; fails at once if the
+   * connection closes without it.
+   */
+  until(condition: () => boolean, what: string): Promise<void> {
+    return this.waits.until(condition, what);
   }
 
   /** What was received so far, for failure messages. */
@@ -155,23 +154,4 @@ export class CountingClient {
   private wake(): void {
     this.waits.wake();
   }
-}
-
-/**
- * Resolves with `promise`, or rejects naming `what` after `timeoutMs`: a
- * bound on a wait that has no timeout of its own.
- */
-export function within<T>(
-  promise: Promise<T>,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`Timed out after ${timeoutMs} ms: ${what}`)),
-      timeoutMs,
-    );
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

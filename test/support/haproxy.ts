@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import {
   accessSync,
   constants,
@@ -9,6 +8,8 @@ import {
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { WatchedChild } from './child-process.js';
+import { awaitEvent } from './pending-waits.js';
 
 /** The PROXY protocol version HAProxy sends: `send-proxy` or `send-proxy-v2`. */
 export type SendProxyVersion = 1 | 2;
@@ -24,8 +25,6 @@ export interface HaproxyOptions {
   readonly earwaxPort: number;
   /** One frontend (with its own port) per version; default `[1, 2]`. */
   readonly versions?: readonly SendProxyVersion[];
-  /** How long HAProxy may take to accept on every frontend; default 5 s. */
-  readonly startTimeoutMs?: number;
 }
 
 /**
@@ -45,10 +44,10 @@ const HAPROXY_DIRS = [
   '/sbin',
 ];
 const BIND_ATTEMPTS = 3;
-const STOP_TIMEOUT_MS = 3000;
-const PROBE_TIMEOUT_MS = 1000;
+/** Cleanup only: SIGKILL if SIGTERM has not ended it by then. */
+const STOP_KILL_AFTER_MS = 3000;
+/** How long to wait before probing again a port that refused. */
 const PROBE_RETRY_MS = 25;
-const OUTPUT_LIMIT = 4000;
 
 /** The haproxy binary, or an Error that says how to install it. */
 export function findHaproxy(): string {
@@ -132,7 +131,8 @@ async function freePorts(count: number): Promise<number[]> {
 /**
  * One connection attempt from {@link HAPROXY_PROBE_SOURCE}: `'accepted'`
  * once connected and then closed by the other side (HAProxy's reject),
- * `'not yet'` when refused or not closed within the probe's bound.
+ * `'not yet'` when refused (nothing listens on the port yet). It has no time
+ * limit: a connection in the port's backlog waits for HAProxy's event loop.
  */
 function probe(port: number): Promise<'accepted' | 'not yet'> {
   return new Promise((resolve) => {
@@ -142,18 +142,10 @@ function probe(port: number): Promise<'accepted' | 'not yet'> {
       localAddress: HAPROXY_PROBE_SOURCE,
     });
     let connected = false;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      socket.destroy();
-    }, PROBE_TIMEOUT_MS);
     socket.on('connect', () => (connected = true));
     socket.on('error', () => undefined);
     socket.resume();
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(connected && !timedOut ? 'accepted' : 'not yet');
-    });
+    socket.once('close', () => resolve(connected ? 'accepted' : 'not yet'));
   });
 }
 
@@ -164,33 +156,18 @@ function probe(port: number): Promise<'accepted' | 'not yet'> {
  * `mode tcp`, so the same configuration serves a TLS listener (passthrough).
  */
 export class Haproxy {
-  /** Everything HAProxy wrote (stdout and stderr), the last few KiB. */
-  output = '';
-  private readonly exited: Promise<void>;
-  private exit: string | undefined;
   private stopping: Promise<void> | undefined;
 
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly child: WatchedChild,
     private readonly dir: string,
     /** Each frontend's port, by the PROXY version its backend sends. */
     readonly ports: ReadonlyMap<SendProxyVersion, number>,
-  ) {
-    const keep = (chunk: Buffer) => {
-      this.output = (this.output + chunk.toString()).slice(-OUTPUT_LIMIT);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exit ??= signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exit ??= `error ${err.message}`;
-        resolve();
-      });
-    });
+  ) {}
+
+  /** Everything HAProxy wrote (stdout and stderr). */
+  get output(): string {
+    return `${this.child.lines.entries.join('\n')}\n${this.child.stderr}`;
   }
 
   /** The port of the frontend whose backend sends PROXY `version`. */
@@ -204,14 +181,14 @@ export class Haproxy {
 
   /**
    * Starts HAProxy in front of `earwaxPort` and waits until every frontend
-   * accepts. A start that fails to bind a port (taken since it was found
-   * free) is retried with new ports; anything else fails with its output.
-   * Throws if the haproxy binary is not installed.
+   * accepts, however long that takes on a busy machine; fails at once, with
+   * its output, if HAProxy exits first. A start that fails to bind a port
+   * (taken since it was found free) is retried with new ports. Throws if
+   * the haproxy binary is not installed.
    */
   static async start(options: HaproxyOptions): Promise<Haproxy> {
     const binary = findHaproxy();
     const versions = options.versions ?? [1, 2];
-    const timeoutMs = options.startTimeoutMs ?? 5000;
     const dir = mkdtempSync(join(tmpdir(), 'earwax-haproxy-'));
     try {
       for (let attempt = 1; ; attempt++) {
@@ -219,16 +196,24 @@ export class Haproxy {
         const ports = new Map(versions.map((v, i) => [v, found[i]]));
         const file = join(dir, 'haproxy.cfg');
         writeFileSync(file, config(options.earwaxPort, ports));
-        const child = spawn(binary, ['-f', file, '-db'], {
-          cwd: dir,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
+        const child = WatchedChild.spawn(
+          'haproxy',
+          binary,
+          ['-f', file, '-db'],
+          {
+            cwd: dir,
+            stderrLines: true,
+          },
+        );
         const haproxy = new Haproxy(child, dir, ports);
         try {
-          await haproxy.waitReady(timeoutMs);
+          await awaitEvent(
+            haproxy.waitReady(),
+            `haproxy to serve 127.0.0.1:${found.join(', ')}`,
+          );
           return haproxy;
         } catch (err) {
-          await haproxy.kill();
+          await child.stop('SIGKILL');
           const bindFailed = /cannot bind|Address already in use/i.test(
             haproxy.output,
           );
@@ -244,33 +229,32 @@ export class Haproxy {
 
   /** Stops HAProxy (SIGTERM, then SIGKILL) and removes its folder. */
   stop(): Promise<void> {
-    this.stopping ??= this.kill().finally(() =>
-      rmSync(this.dir, { recursive: true, force: true }),
-    );
+    this.stopping ??= this.child
+      .stop('SIGTERM', STOP_KILL_AFTER_MS)
+      .then(() => undefined)
+      .finally(() => rmSync(this.dir, { recursive: true, force: true }));
     return this.stopping;
   }
 
-  private async waitReady(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
+  /**
+   * Probes every frontend until HAProxy serves it; a refused probe (not
+   * bound yet) is tried again shortly. Fails at once if HAProxy exits.
+   */
+  private async waitReady(): Promise<void> {
+    const exited = this.child.closed.then(() => 'exited' as const);
     for (const [version, port] of this.ports) {
       for (;;) {
-        if (this.exit !== undefined) {
+        const result = await Promise.race([probe(port), exited]);
+        if (result === 'exited' || !this.child.running) {
+          await this.child.closed;
           throw new Error(
-            `haproxy exited (${this.exit}) while starting; its output: ${this.output}`,
+            `haproxy exited while starting (its v${version} frontend on 127.0.0.1:${port}); ${this.child.describe()}`,
           );
         }
-        if ((await probe(port)) === 'accepted' && this.exit === undefined) {
-          break;
-        }
-        if (Date.now() >= deadline) {
-          throw new Error(
-            `haproxy's v${version} frontend (127.0.0.1:${port}) did not accept within ${timeoutMs} ms; its output: ${this.output}`,
-          );
-        }
-        // Bounded retry: the next probe, or at once if haproxy exits.
+        if (result === 'accepted') break;
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
-          this.exited,
+          exited,
           new Promise(
             (resolve) => (timer = setTimeout(resolve, PROBE_RETRY_MS)),
           ),
@@ -278,26 +262,5 @@ export class Haproxy {
         clearTimeout(timer);
       }
     }
-  }
-
-  /** Ends the process: SIGTERM, then SIGKILL if it has not exited in time. */
-  private async kill(): Promise<void> {
-    if (this.exit !== undefined) return;
-    for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-      this.child.kill(signal);
-      let timer: NodeJS.Timeout | undefined;
-      const exited = await Promise.race([
-        this.exited.then(() => true),
-        new Promise<false>(
-          (resolve) =>
-            (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS)),
-        ),
-      ]);
-      clearTimeout(timer);
-      if (exited) return;
-    }
-    throw new Error(
-      `haproxy (pid ${this.child.pid}) did not exit after SIGTERM and SIGKILL.`,
-    );
   }
 }

@@ -87,11 +87,10 @@ export class ServerBufferGauge {
   }
 
   /** Waits until every server socket from `address` has closed. */
-  allClosedFrom(address: string, timeoutMs = 5000): Promise<void> {
+  allClosedFrom(address: string): Promise<void> {
     return this.waits.until(
       () => this.openFrom(address) === 0,
       `every server socket from ${address} to close`,
-      timeoutMs,
     );
   }
 

@@ -1,14 +1,20 @@
+import { Waiters } from './waiters.js';
+
 /**
  * An append-only record that tests await instead of sleeping: handlers and
- * loggers write to it, tests wait for an entry to appear.
+ * loggers write to it, tests wait for an entry to appear. A wait has no
+ * time limit of its own (see waiters.ts): Jest's timeout of the test bounds
+ * one whose entry never comes, and names it.
  */
 export class Journal<T = string> {
   readonly entries: T[] = [];
-  private waiters: Array<() => void> = [];
+  private readonly waits = new Waiters(
+    () => `entries: ${JSON.stringify(this.entries)}`,
+  );
 
   record(entry: T): void {
     this.entries.push(entry);
-    for (const waiter of [...this.waiters]) waiter();
+    this.waits.wake();
   }
 
   /** How many entries satisfy `predicate`. */
@@ -16,40 +22,19 @@ export class Journal<T = string> {
     return this.entries.filter(predicate).length;
   }
 
-  /** Waits until `predicate` holds for the entries, bounded by `timeoutMs`. */
+  /** Waits until `predicate` holds for the entries. */
   waitFor(
     predicate: (entries: readonly T[]) => boolean,
     what = 'a journal entry',
-    timeoutMs = 3000,
   ): Promise<void> {
-    if (predicate(this.entries)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters = this.waiters.filter((w) => w !== check);
-        reject(
-          new Error(
-            `Timed out after ${timeoutMs} ms waiting for ${what}; entries: ${JSON.stringify(this.entries)}`,
-          ),
-        );
-      }, timeoutMs);
-      const check = () => {
-        if (!predicate(this.entries)) return;
-        clearTimeout(timer);
-        this.waiters = this.waiters.filter((w) => w !== check);
-        resolve();
-      };
-      this.waiters.push(check);
-    });
+    return this.waits.until(() => predicate(this.entries), what);
   }
 
   /**
    * Waits for an entry equal to `entry` (or satisfying it). Each new entry is
    * tested once, so waiting over a long journal stays linear.
    */
-  waitForEntry(
-    entry: T | ((e: T) => boolean),
-    timeoutMs = 3000,
-  ): Promise<void> {
+  waitForEntry(entry: T | ((e: T) => boolean)): Promise<void> {
     const match =
       typeof entry === 'function'
         ? (entry as (e: T) => boolean)
@@ -62,7 +47,14 @@ export class Journal<T = string> {
         return false;
       },
       `entry ${String(entry)}`,
-      timeoutMs,
     );
+  }
+
+  /**
+   * Nothing more will be recorded (`reason`, e.g. "the child exited"): a
+   * pending or later wait that the entries do not satisfy fails at once.
+   */
+  end(reason: string): void {
+    this.waits.end(reason);
   }
 }

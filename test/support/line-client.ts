@@ -2,8 +2,10 @@ import { connect, type Socket } from 'node:net';
 import { Waiters } from './waiters.js';
 
 /**
- * A test client that speaks lines over a real socket. Every wait is bounded
- * and fails with what was received so far, so no test hangs or sleeps.
+ * A test client that speaks lines over a real socket. A wait ends when what
+ * it awaits has arrived, or fails at once with what was received once the
+ * connection has closed without it; it has no time limit of its own (see
+ * waiters.ts), so a slow machine cannot fail it.
  */
 export class LineClient {
   /** Every complete line received, terminator removed. */
@@ -36,7 +38,7 @@ export class LineClient {
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
-        this.wake();
+        this.waits.end('the connection closed');
         resolve();
       }),
     );
@@ -75,56 +77,42 @@ export class LineClient {
   }
 
   /** Waits for the next line after the first `index` lines. */
-  async line(index: number, timeoutMs = 3000): Promise<string> {
-    await this.until(
-      () => this.lines.length > index,
-      `line #${index}`,
-      timeoutMs,
-    );
+  async line(index: number): Promise<string> {
+    await this.until(() => this.lines.length > index, `line #${index}`);
     return this.lines[index];
   }
 
   /** Waits until a received line matches, and returns it. */
-  async expectLine(
-    pattern: RegExp | string,
-    timeoutMs = 3000,
-  ): Promise<string> {
+  async expectLine(pattern: RegExp | string): Promise<string> {
     const test = (l: string) =>
       typeof pattern === 'string' ? l === pattern : pattern.test(l);
     await this.until(
       () => this.lines.some(test),
       `a line matching ${String(pattern)}`,
-      timeoutMs,
     );
     return this.lines.find(test) as string;
   }
 
   /** Waits until at least `count` lines have arrived. */
-  async waitForLines(count: number, timeoutMs = 3000): Promise<string[]> {
-    await this.until(
-      () => this.lines.length >= count,
-      `${count} lines`,
-      timeoutMs,
-    );
+  async waitForLines(count: number): Promise<string[]> {
+    await this.until(() => this.lines.length >= count, `${count} lines`);
     return this.lines;
   }
 
   /** Waits until the server has closed the connection (EOF or close). */
-  async expectClosedByServer(timeoutMs = 3000): Promise<void> {
+  async expectClosedByServer(): Promise<void> {
     await this.until(
       () => this.ended || this.socket.destroyed,
       'the server to close',
-      timeoutMs,
     );
   }
 
-  /** Waits for any condition on what was received. */
-  until(
-    condition: () => boolean,
-    what: string,
-    timeoutMs = 3000,
-  ): Promise<void> {
-    return this.waits.until(condition, what, timeoutMs);
+  /**
+   * Waits for any condition on what was received; fails at once if the
+   * connection closes without it.
+   */
+  until(condition: () => boolean, what: string): Promise<void> {
+    return this.waits.until(condition, what);
   }
 
   /** Closes our side cleanly and waits for the socket to close. */

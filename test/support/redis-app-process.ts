@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { Journal } from './journal.js';
+import {
+  type ChildEnd,
+  spawnTypeScript,
+  type WatchedChild,
+} from './child-process.js';
+import type { Journal } from './journal.js';
 
 const SUPPORT = join(process.cwd(), 'test', 'support');
-/** Loading TypeScript and transpiling lib/ takes seconds on a busy machine. */
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 8000;
 
 /** How to start one app process of the cluster. */
 export interface AppProcessOptions {
@@ -19,84 +19,44 @@ export interface AppProcessOptions {
 }
 
 /**
- * `node --import <loader hooks> <script>`: runs a TypeScript program of this
- * repository without a build (see shutdown-child-hooks.mjs). `cluster.fork()`
- * in such a program gives its workers the same flags.
- */
-export function spawnTypeScript(
-  script: string,
-  env: NodeJS.ProcessEnv,
-): ChildProcess {
-  const hooks = pathToFileURL(join(SUPPORT, 'shutdown-child-hooks.mjs'));
-  const register = `import { register } from 'node:module'; register(${JSON.stringify(hooks.href)});`;
-  return spawn(
-    process.execPath,
-    [
-      '--import',
-      `data:text/javascript,${encodeURIComponent(register)}`,
-      script,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_NO_WARNINGS: '1', ...env },
-    },
-  );
-}
-
-/**
  * One app process of a clustered game (test/support/redis-app-child.ts): its
  * port, and every line it reported, to await.
  */
 export class AppProcess {
-  /** The lines the child wrote on stdout, in order. */
-  readonly reports = new Journal();
-  /** What it wrote on stderr. */
-  stderr = '';
   port = 0;
-  private readonly exited: Promise<void>;
-  private exit: string | undefined;
 
   private constructor(
     readonly nodeId: string,
-    private readonly child: ChildProcess,
-  ) {
-    let pending = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      const parts = (pending + chunk.toString('utf8')).split('\n');
-      pending = parts.pop() ?? '';
-      for (const part of parts) this.reports.record(part);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      this.stderr = (this.stderr + chunk.toString()).slice(-8000);
-    });
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exit = signal ? `signal ${signal}` : `code ${code}`;
-        this.reports.record(`exit:${this.exit}`);
-        resolve();
-      });
-    });
-  }
+    private readonly child: WatchedChild,
+  ) {}
 
-  /** Starts the app and waits until it listens. */
+  /**
+   * Starts the app and waits until it listens (its `port:<n>` line): however
+   * long that takes on a busy machine, and failing at once, with its stderr,
+   * if it exits first.
+   */
   static async start(options: AppProcessOptions): Promise<AppProcess> {
-    const child = spawnTypeScript(join(SUPPORT, 'redis-app-child.ts'), {
-      REDIS_URL: options.redisUrl,
-      REDIS_PREFIX: options.prefix,
-      NODE_ID: options.nodeId,
-      ...(options.heartbeatMs !== undefined && {
-        HEARTBEAT_MS: String(options.heartbeatMs),
-      }),
-      ...(options.presenceTtlMs !== undefined && {
-        PRESENCE_TTL_MS: String(options.presenceTtlMs),
-      }),
-      ...(options.requestTimeoutMs !== undefined && {
-        REQUEST_TIMEOUT_MS: String(options.requestTimeoutMs),
-      }),
-    });
+    const child = spawnTypeScript(
+      options.nodeId,
+      join(SUPPORT, 'redis-app-child.ts'),
+      {
+        REDIS_URL: options.redisUrl,
+        REDIS_PREFIX: options.prefix,
+        NODE_ID: options.nodeId,
+        ...(options.heartbeatMs !== undefined && {
+          HEARTBEAT_MS: String(options.heartbeatMs),
+        }),
+        ...(options.presenceTtlMs !== undefined && {
+          PRESENCE_TTL_MS: String(options.presenceTtlMs),
+        }),
+        ...(options.requestTimeoutMs !== undefined && {
+          REQUEST_TIMEOUT_MS: String(options.requestTimeoutMs),
+        }),
+      },
+    );
     const app = new AppProcess(options.nodeId, child);
     try {
-      const line = await app.waitFor(/^port:\d+$/, START_TIMEOUT_MS);
+      const line = await child.waitForLine(/^port:\d+$/);
       app.port = Number(line.slice('port:'.length));
       return app;
     } catch (err) {
@@ -105,9 +65,19 @@ export class AppProcess {
     }
   }
 
+  /** The lines the child wrote on stdout, in order. */
+  get reports(): Journal {
+    return this.child.lines;
+  }
+
+  /** What it wrote on stderr. */
+  get stderr(): string {
+    return this.child.stderr;
+  }
+
   /** Whether the process is still running. */
   get running(): boolean {
-    return this.exit === undefined;
+    return this.child.running;
   }
 
   /** How many lines it has reported: a mark for `waitFor(…, from)`. */
@@ -117,50 +87,23 @@ export class AppProcess {
 
   /**
    * Waits for a reported line matching `pattern`, among the lines from
-   * index `from` on, and returns it.
+   * index `from` on, and returns it; fails at once, with its stderr, if the
+   * process ends without reporting one.
    */
-  async waitFor(pattern: RegExp, timeoutMs = 5000, from = 0): Promise<string> {
-    const match = () =>
-      this.reports.entries.slice(from).find((line) => pattern.test(line));
-    await this.reports
-      .waitFor(
-        () => match() !== undefined,
-        `${this.nodeId} to report ${String(pattern)}`,
-        timeoutMs,
-      )
-      .catch((err: Error) => {
-        throw new Error(
-          `${err.message}; ${this.nodeId} ${this.exit ? `exited (${this.exit})` : 'is running'}; stderr: ${this.stderr}`,
-        );
-      });
-    return match() as string;
+  waitFor(pattern: RegExp, from = 0): Promise<string> {
+    return this.child.waitForLine(pattern, from);
   }
 
-  /** Stops it with SIGTERM (Nest's shutdown hooks run) and waits. */
-  async stop(): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    if (!(await this.waitExit(STOP_TIMEOUT_MS))) await this.kill();
+  /**
+   * Stops it with SIGTERM (Nest's shutdown hooks run) and waits until it has
+   * ended and everything it wrote has been read; how it ended.
+   */
+  stop(): Promise<ChildEnd> {
+    return this.child.stop('SIGTERM');
   }
 
-  /** Kills it at once (SIGKILL), as a crash would, and waits. */
+  /** Kills it at once (SIGKILL), as a crash would, and waits for its end. */
   async kill(): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGKILL');
-    if (!(await this.waitExit(STOP_TIMEOUT_MS))) {
-      throw new Error(`${this.nodeId} did not exit after SIGKILL.`);
-    }
-  }
-
-  private async waitExit(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const exited = await Promise.race([
-      this.exited.then(() => true),
-      new Promise<false>(
-        (resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)),
-      ),
-    ]);
-    clearTimeout(timer);
-    return exited;
+    await this.child.stop('SIGKILL');
   }
 }

@@ -21,7 +21,7 @@ export class Player {
   static async join(port: number, from?: string): Promise<Player> {
     const client = await LineClient.connect(port, from);
     try {
-      const greeting = await client.line(0, 5000);
+      const greeting = await client.line(0);
       const match = /^id (\S+) (\S+)$/.exec(greeting);
       if (!match) throw new Error(`Unexpected greeting ${greeting}`);
       return new Player(client, match[1], match[2]);
@@ -40,7 +40,7 @@ export class Player {
    * Sends a command and waits for its answer: the first line after those
    * already received that matches `answer`.
    */
-  async ask(command: string, answer: RegExp, timeoutMs = 5000) {
+  async ask(command: string, answer: RegExp) {
     const from = this.client.lines.length;
     this.client.send(command);
     const find = () =>
@@ -48,14 +48,13 @@ export class Player {
     await this.client.until(
       () => find() !== undefined,
       `the answer to "${command}" (${String(answer)})`,
-      timeoutMs,
     );
     return find() as string;
   }
 
   /** Waits until it has received `line`. */
-  async hears(line: string, timeoutMs = 5000): Promise<void> {
-    await this.client.expectLine(line, timeoutMs);
+  async hears(line: string): Promise<void> {
+    await this.client.expectLine(line);
   }
 
   /** Closes its side and waits for the server's close. */

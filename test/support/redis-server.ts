@@ -1,17 +1,16 @@
 import { afterAll, beforeAll } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { WatchedChild } from './child-process.js';
 
 /** Where Debian's redis-server package puts the binary, and elsewhere. */
 const REDIS_DIRS = ['/usr/bin', '/usr/local/bin', '/usr/sbin', '/bin'];
 const BIND_ATTEMPTS = 3;
-const START_TIMEOUT_MS = 5000;
-const STOP_TIMEOUT_MS = 3000;
-const OUTPUT_LIMIT = 4000;
+/** Cleanup only: SIGKILL if SIGTERM has not ended it by then. */
+const STOP_KILL_AFTER_MS = 3000;
 const READY = /Ready to accept connections/;
 
 /** The redis-server binary, or an Error that says how to install it. */
@@ -54,11 +53,7 @@ async function freePort(): Promise<number> {
  * started again on the same port, empty, as a restarted cache would be.
  */
 export class RedisServer {
-  /** The last few KiB of what redis-server wrote. */
-  output = '';
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
-  private exit: string | undefined;
+  private child: WatchedChild | undefined;
 
   private constructor(
     readonly port: number,
@@ -72,13 +67,20 @@ export class RedisServer {
 
   /** Whether redis-server is running. */
   get running(): boolean {
-    return this.child !== undefined && this.exit === undefined;
+    return this.child?.running ?? false;
+  }
+
+  /** What the current (or last) redis-server wrote, stdout and stderr. */
+  get output(): string {
+    const child = this.child;
+    return child ? `${child.lines.entries.join('\n')}\n${child.stderr}` : '';
   }
 
   /**
-   * Starts redis-server on a free port and waits until it accepts
-   * connections. A start that loses its port to another process is retried
-   * on a new one. Throws if redis-server is not installed.
+   * Starts redis-server on a free port and waits until it says it accepts
+   * connections, or fails at once with its output if it exits first. A
+   * start that loses its port to another process is retried on a new one.
+   * Throws if redis-server is not installed.
    */
   static async start(): Promise<RedisServer> {
     const dir = mkdtempSync(join(tmpdir(), 'earwax-redis-'));
@@ -107,24 +109,20 @@ export class RedisServer {
     await this.launch();
   }
 
-  /** Kills it at once (SIGKILL), as a crash would, and waits for the exit. */
+  /** Kills it at once (SIGKILL), as a crash would, and waits for its end. */
   async kill(): Promise<void> {
-    if (!this.running) return;
-    this.child?.kill('SIGKILL');
-    await this.waitExit('SIGKILL');
+    await this.child?.stop('SIGKILL');
   }
 
   /** Stops it (SIGTERM, then SIGKILL) and removes its folder. */
   async stop(): Promise<void> {
-    if (this.running) {
-      this.child?.kill('SIGTERM');
-      if (!(await this.waitExit('SIGTERM', false))) await this.kill();
-    }
+    await this.child?.stop('SIGTERM', STOP_KILL_AFTER_MS);
     rmSync(this.dir, { recursive: true, force: true });
   }
 
   private async launch(): Promise<void> {
-    const child = spawn(
+    const child = WatchedChild.spawn(
+      'redis-server',
       findRedisServer(),
       [
         '--port',
@@ -142,74 +140,10 @@ export class RedisServer {
         '--loglevel',
         'notice',
       ],
-      { cwd: this.dir, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: this.dir, stderrLines: true },
     );
     this.child = child;
-    this.exit = undefined;
-    this.output = '';
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exit = signal ? `signal ${signal}` : `code ${code}`;
-        resolve();
-      });
-      child.once('error', (err) => {
-        this.exit = `error ${err.message}`;
-        resolve();
-      });
-    });
-    const ready = new Promise<void>((resolve, reject) => {
-      const keep = (chunk: Buffer) => {
-        this.output = (this.output + chunk.toString()).slice(-OUTPUT_LIMIT);
-        if (READY.test(this.output)) resolve();
-      };
-      child.stdout?.on('data', keep);
-      child.stderr?.on('data', keep);
-      void this.exited.then(() =>
-        reject(
-          new Error(
-            `redis-server exited (${this.exit}) while starting; its output: ${this.output}`,
-          ),
-        ),
-      );
-    });
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        ready,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () =>
-              reject(
-                new Error(
-                  `redis-server did not accept connections on 127.0.0.1:${this.port} within ${START_TIMEOUT_MS} ms; its output: ${this.output}`,
-                ),
-              ),
-            START_TIMEOUT_MS,
-          );
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  /** Waits for the exit; `false` (or a throw, if `must`) after the bound. */
-  private async waitExit(signal: string, must = true): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const exited = await Promise.race([
-      this.exited.then(() => true),
-      new Promise<false>(
-        (resolve) =>
-          (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS)),
-      ),
-    ]);
-    clearTimeout(timer);
-    if (!exited && must) {
-      throw new Error(
-        `redis-server (pid ${this.child?.pid}) did not exit after ${signal}.`,
-      );
-    }
-    return exited;
+    await child.waitForLine(READY);
   }
 }
 

@@ -98,8 +98,9 @@ export function bytes(...parts: Array<number | string | Uint8Array>): Buffer {
 /**
  * A raw telnet test client: records every byte received, parses the server's
  * telnet out of it with `TelnetParser` (into {@link items}, clean data and
- * lines) and can answer the server's negotiation. Every wait is bounded and
- * fails with what was received so far.
+ * lines) and can answer the server's negotiation. A wait has no time limit
+ * of its own; it fails at once, with what was received, if the connection
+ * closes without what it awaits.
  */
 export class TelnetClient implements TelnetSink {
   /** Every byte received, as received. */
@@ -146,7 +147,7 @@ export class TelnetClient implements TelnetSink {
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
-        this.wake();
+        this.waits.end('the connection closed');
         resolve();
       }),
     );
@@ -223,32 +224,27 @@ export class TelnetClient implements TelnetSink {
   }
 
   /** Waits until a received line matches, and returns it. */
-  async expectLine(
-    pattern: RegExp | string,
-    timeoutMs = 3000,
-  ): Promise<string> {
+  async expectLine(pattern: RegExp | string): Promise<string> {
     const test = (l: string) =>
       typeof pattern === 'string' ? l === pattern : pattern.test(l);
     await this.until(
       () => this.lines.some(test),
       `a line matching ${String(pattern)}`,
-      timeoutMs,
     );
     return this.lines.find(test) as string;
   }
 
   /** Waits for the `welcome <id>` line and returns the connection id. */
-  async welcome(timeoutMs = 3000): Promise<string> {
-    return (await this.expectLine(/^welcome /, timeoutMs)).slice(8);
+  async welcome(): Promise<string> {
+    return (await this.expectLine(/^welcome /)).slice(8);
   }
 
-  /** Waits for any condition on what was received. */
-  until(
-    condition: () => boolean,
-    what: string,
-    timeoutMs = 3000,
-  ): Promise<void> {
-    return this.waits.until(condition, what, timeoutMs);
+  /**
+   * Waits for any condition on what was received; fails at once if the
+   * connection closes without it.
+   */
+  until(condition: () => boolean, what: string): Promise<void> {
+    return this.waits.until(condition, what);
   }
 
   /** Closes our side cleanly and waits for the socket to close. */

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { type ChildProcess, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdtempSync,
@@ -12,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConnectionRegistry } from '../../../lib/index.js';
 import { bootEarwax, type Booted } from '../../../test/support/boot.js';
+import { WatchedChild } from '../../../test/support/child-process.js';
 import { AppModule } from '../src/app.module.js';
 import { nameOf, type MudSession } from '../src/mud-session.js';
 import { mudTransportOptions } from '../src/mud.options.js';
@@ -22,12 +22,12 @@ const TINTIN_PATHS = [
   '/usr/bin/tt++',
   '/usr/local/bin/tt++',
 ];
-const EXIT_TIMEOUT_MS = 8000;
 
 /**
  * A TinTin++ script: log in as Tina (a new character), look, and quit when
  * the server says so; the session's text goes to `logFile`. `#end` when the
- * session dies, and after 10 s whatever happens.
+ * session dies. No `#delay` ends it after a while: on a busy machine that
+ * could come first; if the test fails, afterEach kills tt++.
  */
 function script(port: number, logFile: string): string {
   return [
@@ -38,7 +38,6 @@ function script(port: number, logFile: string): string {
     '#action {^Password:} {#send {tintin-pw}}',
     '#action {^Welcome, Tina!} {#send {look}}',
     '#action {^The test is over: quit now.} {#send {quit}}',
-    '#delay {10} {#end}',
     `#session mud 127.0.0.1 ${port}`,
     '',
   ].join('\n');
@@ -46,13 +45,11 @@ function script(port: number, logFile: string): string {
 
 describe('sample 03-mud with a real MUD client', () => {
   let booted: Booted | undefined;
-  let child: ChildProcess | undefined;
+  let child: WatchedChild | undefined;
   let dir: string | undefined;
 
   afterEach(async () => {
-    if (child && child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-    }
+    await child?.stop('SIGKILL');
     child = undefined;
     await booted?.app.close();
     booted = undefined;
@@ -79,22 +76,22 @@ describe('sample 03-mud with a real MUD client', () => {
 
     // -H: no terminal needed (stdin from /dev/null); -G: no greeting.
     // HOME is the temporary folder, where tt++ keeps its files.
-    child = spawn(tintin, ['-G', '-H', scriptFile], {
+    const tt = WatchedChild.spawn('tt++', tintin, ['-G', '-H', scriptFile], {
       cwd: dir,
       env: { ...process.env, HOME: dir },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    const exited = new Promise<number | null>((resolve, reject) => {
-      child?.once('error', reject);
-      child?.once('exit', (code) => resolve(code));
-    });
+    child = tt;
 
-    // TinTin++ answers TTYPE: its name, then its terminal, then MTTS.
-    await logs.waitFor(/Terminal: TINTIN\+\+, /);
-    await logs.waitFor('Tina created a character and logged in.');
+    // TinTin++ answers TTYPE: its name, then its terminal, then MTTS. (At
+    // once, with its output, if tt++ ends first.)
+    await tt.whileRunning(
+      logs.waitFor(/Terminal: TINTIN\+\+, /),
+      'the terminal type',
+    );
+    await tt.whileRunning(
+      logs.waitFor('Tina created a character and logged in.'),
+      'Tina to log in',
+    );
     const registry = booted.app.get(ConnectionRegistry);
     const [tina] = registry.filter((ctx) => nameOf(ctx) === 'Tina');
     expect(tina).toBeDefined();
@@ -103,22 +100,12 @@ describe('sample 03-mud with a real MUD client', () => {
     // Sent after the welcome, so the client has sent `look` before this.
     tina.sendString('The test is over: quit now.');
 
-    let timer: NodeJS.Timeout | undefined;
-    const code = await Promise.race([
-      exited,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new Error(
-                `tt++ did not exit within ${EXIT_TIMEOUT_MS} ms; its output: ${output.slice(-2000)}`,
-              ),
-            ),
-          EXIT_TIMEOUT_MS,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
-    expect(code).toBe(0);
+    // It quits on that line: ends once it has, and its output is read.
+    const end = await tt.waitForEnd();
+    // What it wrote shows in the failure, if any.
+    expect({ end, tt: tt.describe() }).toMatchObject({
+      end: { code: 0, signal: null },
+    });
     await logs.waitFor('Tina disconnected (quit).');
 
     const log = readFileSync(logFile, 'utf8');

@@ -1,17 +1,20 @@
 import 'reflect-metadata';
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Journal } from '../../../test/support/journal.js';
+import {
+  spawnTypeScript,
+  type WatchedChild,
+} from '../../../test/support/child-process.js';
 import { LineClient } from '../../../test/support/line-client.js';
-import { spawnTypeScript } from '../../../test/support/redis-app-process.js';
 import { RedisServer } from '../../../test/support/redis-server.js';
 
 const PREFIX = 'cluster-sample';
 const WELCOME = /^Welcome, (guest\w+): worker (\d+) serves you\./;
 const GOODBYE = 'This worker is restarting; please reconnect.';
+const LISTENING = /^Cluster listening on 127\.0\.0\.1:(\d+) with 2 workers/;
+/** Cleanup only: SIGKILL for a primary that SIGTERM has not ended by then. */
+const CLEANUP_KILL_AFTER_MS = 10_000;
 
 /**
  * The sample as it runs: a real primary process with two workers sharing
@@ -20,9 +23,8 @@ const GOODBYE = 'This worker is restarting; please reconnect.';
  */
 describe('sample 04-cluster', () => {
   let redis: RedisServer;
-  let primary: ChildProcess | undefined;
-  let exited: Promise<[number | null, NodeJS.Signals | null]>;
-  let output = new Journal();
+  /** The primary a test started, for afterEach to stop. */
+  let launched: WatchedChild | undefined;
   const clients: LineClient[] = [];
 
   beforeEach(async () => {
@@ -31,60 +33,48 @@ describe('sample 04-cluster', () => {
 
   afterEach(async () => {
     for (const client of clients.splice(0)) client.socket.destroy();
-    if (primary && primary.exitCode === null && primary.signalCode === null) {
-      // Its workers get SIGTERM from it; SIGKILL would orphan them.
-      primary.kill('SIGTERM');
-      await Promise.race([
-        exited,
-        new Promise((resolve) => setTimeout(resolve, 10_000).unref()),
-      ]);
-      primary.kill('SIGKILL');
-    }
-    primary = undefined;
+    // Its workers get SIGTERM from it; it ends (and its output, which the
+    // workers share, closes) once they have all exited.
+    await launched?.stop('SIGTERM', CLEANUP_KILL_AFTER_MS);
+    launched = undefined;
     await redis.stop();
   }, 20_000);
 
-  /** Starts the primary and waits until both workers listen; the port. */
-  async function start(): Promise<number> {
-    primary = spawnTypeScript(join('sample', '04-cluster', 'src', 'main.ts'), {
-      HOST: '127.0.0.1',
-      PORT: '0',
-      WORKERS: '2',
-      REDIS_URL: redis.url,
-      REDIS_PREFIX: PREFIX,
-      // Plain lines, without colours, to read.
-      NO_COLOR: '1',
-    });
-    exited = once(primary, 'exit') as typeof exited;
-    output = new Journal();
-    let pending = '';
-    const keep = (chunk: Buffer) => {
-      const parts = (pending + chunk.toString('utf8')).split('\n');
-      pending = parts.pop() ?? '';
-      for (const part of parts) output.record(part);
-    };
-    primary.stdout?.on('data', keep);
-    primary.stderr?.on('data', keep);
-    const listening = /^Cluster listening on 127\.0\.0\.1:(\d+) with 2 workers/;
-    await output.waitFor(
-      (lines) => lines.some((line) => listening.test(line)),
-      'the cluster to listen',
-      30_000,
+  /**
+   * Starts the primary and waits until it says both workers listen (or
+   * fails at once with its output if it exits first); its port.
+   */
+  async function start(): Promise<{ primary: WatchedChild; port: number }> {
+    const child = spawnTypeScript(
+      'the primary',
+      join('sample', '04-cluster', 'src', 'main.ts'),
+      {
+        HOST: '127.0.0.1',
+        PORT: '0',
+        WORKERS: '2',
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: PREFIX,
+        // Plain lines, without colours, to read.
+        NO_COLOR: '1',
+      },
+      // Its crash reports go to stderr: awaited as lines too.
+      { stderrLines: true },
     );
-    const line = output.entries.find((l) => listening.test(l)) as string;
-    return Number(listening.exec(line)?.[1]);
+    launched = child;
+    const line = await child.waitForLine(LISTENING);
+    return { primary: child, port: Number(LISTENING.exec(line)?.[1]) };
   }
 
   async function player(port: number) {
     const client = await LineClient.connect(port);
     clients.push(client);
-    const match = WELCOME.exec(await client.line(0, 5000));
+    const match = WELCOME.exec(await client.line(0));
     if (!match) throw new Error(`Unexpected welcome: ${client.lines[0]}`);
     return { client, name: match[1], worker: match[2] };
   }
 
   it('spreads players over the workers, who all talk as one game, and stops gracefully', async () => {
-    const port = await start();
+    const { primary, port } = await start();
     const players = [];
     for (let i = 0; i < 4; i++) players.push(await player(port));
     // Node's cluster hands connections to the workers in turn.
@@ -109,22 +99,14 @@ describe('sample 04-cluster', () => {
       expect(who).toContain(`${name} (worker ${p.worker})`);
     }
 
-    primary?.kill('SIGTERM');
-    const [code] = await Promise.race([
-      exited,
-      new Promise<never>((_, reject) =>
-        setTimeout(
-          () => reject(new Error('the primary did not exit')),
-          15_000,
-        ).unref(),
-      ),
-    ]);
-    expect(code).toBe(0);
+    // Ends once the primary has exited and all it wrote has been read: its
+    // last line can come after its exit.
+    expect(await primary.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     for (const p of players) {
-      await p.client.expectClosedByServer(5000);
+      await p.client.expectClosedByServer();
       expect(p.client.lines).toContain(GOODBYE);
     }
-    expect(output.entries).toContain('All workers stopped.');
+    expect(primary.lines.entries).toContain('All workers stopped.');
     const inspect = new Redis(redis.url);
     try {
       expect(await inspect.keys('*')).toEqual([]);
@@ -134,27 +116,21 @@ describe('sample 04-cluster', () => {
   }, 60_000);
 
   it('replaces a worker that dies, and the other worker’s players carry on', async () => {
-    const port = await start();
+    const { primary, port } = await start();
     const first = await player(port);
     const second = await player(port);
     expect(second.worker).not.toBe(first.worker);
 
     process.kill(Number(first.worker), 'SIGKILL');
-    await first.client.expectClosedByServer(5000);
-    await output.waitFor(
-      (lines) =>
-        lines.some((l) =>
-          l.startsWith(
-            `Worker ${first.worker} died (SIGKILL); starting another.`,
-          ),
-        ),
-      'the primary to replace the worker',
-      5000,
+    await first.client.expectClosedByServer();
+    await primary.waitForLine(
+      new RegExp(
+        `^Worker ${first.worker} died \\(SIGKILL\\); starting another\\.`,
+      ),
     );
     // The new worker announces itself to the others through Redis.
     await second.client.expectLine(
       /^A new worker \(pid \d+\) is serving players\.$/,
-      30_000,
     );
     const third = await player(port);
     const fourth = await player(port);
