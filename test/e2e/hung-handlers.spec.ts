@@ -118,7 +118,6 @@ describe('a handler that never settles', () => {
     await journal.waitFor(
       (entries) => entries.some((e) => e.startsWith(`${id} disconnect:`)),
       `on_disconnect of ${id}`,
-      15_000,
     );
     return journal.entries.filter((e) => e.startsWith(`${id} disconnect:`));
   }
@@ -130,7 +129,6 @@ describe('a handler that never settles', () => {
     await journal.waitFor(
       (entries) => entries.some((e) => e.endsWith(' data:hang')),
       'the hung handler to start',
-      15_000,
     );
     const id = journal.entries
       .filter((e) => e.endsWith(' data:hang'))
@@ -261,7 +259,7 @@ describe('a handler that never settles', () => {
     booted.app.get(RefusingGuard).refused.add('127.0.0.1');
     hangs.everywhere = true;
     const player = await booted.connect();
-    await journal.waitForEntry('block:refused', 15_000);
+    await journal.waitForEntry('block:refused');
     await player.expectClose({ timeout: 15_000 });
     await socketsClosed[0];
     expect(booted.transport.metrics.snapshot().heldSockets).toBe(0);

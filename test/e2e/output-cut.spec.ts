@@ -77,7 +77,7 @@ describe('a connection whose output is thrown away', () => {
     await once(socket, 'connect');
     // No 'data' listener: Node reads one high-water mark, then stops.
     socket.write(`${count}\r\n`);
-    await journal.waitForEntry('sent:true', 20_000);
+    await journal.waitForEntry('sent:true');
     return socket;
   }
 
@@ -116,7 +116,7 @@ describe('a connection whose output is thrown away', () => {
     await once(socket, 'connect');
     const localPort = socket.localPort as number;
     socket.write('512\r\n');
-    await journal.waitForEntry('disconnect:slow_consumer', 20_000);
+    await journal.waitForEntry('disconnect:slow_consumer');
     await resetSeen(socket, localPort);
     expect(await tcpState(localPort)).toBeUndefined();
   }, 30_000);
@@ -132,7 +132,7 @@ describe('a connection whose output is thrown away', () => {
     const ended = once(socket, 'end');
     socket.resume();
     socket.write('2\r\n');
-    await journal.waitForEntry('sent:false', 20_000);
+    await journal.waitForEntry('sent:false');
     await app.close();
     booted = undefined;
     await ended;

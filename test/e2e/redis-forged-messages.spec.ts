@@ -51,7 +51,7 @@ describe('RedisAdapter against forged cluster messages', () => {
   async function player(port: number): Promise<[LineClient, string]> {
     const client = await LineClient.connect(port);
     clients.push(client);
-    const greeting = await client.line(0, 5000);
+    const greeting = await client.line(0);
     const id = /^id (\S+)$/.exec(greeting)?.[1];
     if (id === undefined) throw new Error(`Unexpected greeting ${greeting}`);
     return [client, id];
@@ -142,7 +142,7 @@ describe('RedisAdapter against forged cluster messages', () => {
         }),
       ),
     ).toBe(1);
-    await carol.expectLine('after the forgeries', 5000);
+    await carol.expectLine('after the forgeries');
 
     let s = metrics.snapshot();
     expect(s.openConnections).toBe(2);
@@ -172,7 +172,7 @@ describe('RedisAdapter against forged cluster messages', () => {
 
     // A well-formed kick works, and is counted under its reason.
     await forger.publish(mine, kick(aliceId, 'kicked'));
-    await alice.expectClosedByServer(5000);
+    await alice.expectClosedByServer();
     s = metrics.snapshot();
     expect(s.disconnections.kicked).toBe(1);
     expect(s.openConnections).toBe(2);
