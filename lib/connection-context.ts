@@ -459,8 +459,9 @@ export class ConnectionContext<
    * Ends the connection now, whoever calls it: input stops at once (lines
    * already received but not yet handled are dropped), output already sent
    * is flushed, the connection leaves the registry and `on_disconnect` runs
-   * once, after any handler of this connection that is running. Calling it
-   * again does nothing.
+   * once, after any handler of this connection that is running (or without
+   * it, if that handler is still running a second later: see
+   * `handlerTimeout`). Calling it again does nothing.
    *
    * @param reason Why; `kicked` unless given.
    */
