@@ -1392,6 +1392,8 @@ export class EarwaxTransport
    */
   private overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void {
     const { messages, inputRate } = this.settings;
+    // Telnet answers to what passed go out before what is said now.
+    if (verdict !== 'drop') ctx.telnet?.flushAnswers();
     if (verdict === 'warn') {
       ctx.logger.warn('Input over its rate limit: dropping input.');
       if (messages.floodWarning !== false) {

@@ -413,19 +413,39 @@ describe('TelnetSession: input rate and answer budget', () => {
     expect(host.overBudgetCalls).toBe(0);
   });
 
-  it('writes the answers of one chunk in one corked burst', () => {
+  it('batches the small answers of a chunk into a few writes, flushed before data and events go on', () => {
     const { s, host } = session();
-    const corks: string[] = [];
-    host.out.cork = () => void corks.push('cork');
-    host.out.uncork = () => void corks.push('uncork');
     s.push(
       Buffer.concat(Array.from({ length: 100 }, (_, i) => neg(DO, 100 + i))),
     );
+    expect(host.written).toHaveLength(1);
     expect(host.take()).toHaveLength(100);
-    expect(corks).toEqual(['cork', 'uncork']);
-    // A chunk with nothing to answer does not cork.
-    s.push(Buffer.from('look\r\n'));
-    expect(corks).toEqual(['cork', 'uncork']);
+    // 3,000 refusals (9,000 bytes; the DONTs are not answered): a write
+    // per 4,000 bytes or so, not one per answer.
+    s.push(
+      Buffer.concat(
+        Array.from({ length: 3000 }, (_, i) =>
+          Buffer.concat([neg(DO, i % 2 ? 100 : 101), neg(DONT, 100)]),
+        ),
+      ),
+    );
+    expect(host.written.length).toBeLessThanOrEqual(4);
+    expect(host.take()).toHaveLength(3000);
+    // Answers before a line, and before an event, go out before it does.
+    const order: string[] = [];
+    host.data = () => void order.push(`data after ${host.written.length}`);
+    host.emit = (event) => void order.push(`${event} after ${host.written.length}`); // prettier-ignore
+    s.push(
+      Buffer.concat([
+        neg(DO, 120),
+        Buffer.from('look\r\n'),
+        neg(DO, 121),
+        neg(WILL, NAWS),
+        subnegotiation(NAWS, Buffer.of(0, 80, 0, 24)),
+      ]),
+    );
+    expect(order).toEqual(['data after 1', 'on_resize after 2']);
+    expect(host.take()).toEqual(['WONT option 120', 'WONT option 121']);
   });
 });
 
