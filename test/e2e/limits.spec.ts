@@ -537,6 +537,11 @@ describe('admission and per-connection limits', () => {
         { inputRate: { byteBurst: 10 } },
         /inputRate\.byteBurst/,
       ],
+      [
+        'telnet.mssp.interval: 0',
+        { telnet: { mssp: { name: 'x', interval: 0 } } },
+        /telnet\.mssp\.interval/,
+      ],
     ] as Array<[string, EarwaxTransportOptions, RegExp]>)(
       'throws RangeError at construction for %s',
       (_name, options, message) => {
@@ -553,6 +558,7 @@ describe('admission and per-connection limits', () => {
             idleTimeout: 1,
             maxLineLength: 8,
             inputRate: { byteBurst: 10 },
+            telnet: { mssp: { name: 'x', interval: 1 } },
           }),
       ).not.toThrow();
     });

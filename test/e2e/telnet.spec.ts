@@ -1016,6 +1016,25 @@ describe('telnet mode', () => {
       await logs.waitFor('disconnecting (flood)', 'warn');
     }, 15_000);
 
+    it('counts the bytes of subnegotiations against the byte rate: a flood of few, large ones ends in flood too', async () => {
+      // Events to spare; bytes not: 2 MB of 8 KB subnegotiations is 250
+      // events, but 30 times the byte burst.
+      await boot({
+        inputRate: {
+          linesPerSecond: 100_000,
+          lineBurst: 100_000,
+          bytesPerSecond: 1000,
+          byteBurst: 70_000,
+          dropsBeforeDisconnect: 5,
+        },
+      });
+      const { settled } = await flood(
+        Buffer.concat([bytes(IAC, SB, GMCP), Buffer.alloc(8000, 0x78), bytes(IAC, SE)]), // prettier-ignore
+        2_000_000,
+      );
+      await settled('flood');
+    }, 15_000);
+
     it('with inputRate false, answers a DO/DONT MSSP flood with one table and at most one 3-byte answer per request, and keeps the connection', async () => {
       await boot({ inputRate: false });
       const { c, id, ctx, sent, settled } = await flood(
