@@ -16,7 +16,7 @@
  *   --profile[=srv[:churn]]  profile one server (default earwaxLine) during
  *                    the 50-client echo, or during connection churn, instead
  *   --compare=path   also run another build of the library (its index.js)
- *                    wherever earwax line mode runs, as "candidate"
+ *                    wherever earwax line or telnet mode runs, as "candidate"
  *   --server-flags=f Node/V8 flags for every server process alike (e.g.
  *                    "--max-semi-space-size=1"), stated in the report
  *   --no-build       use the existing dist/ and bench build
@@ -148,6 +148,11 @@ if (options.compare) {
   servers.earwaxCandidate = {
     ...servers.earwaxLine,
     label: `nestjs-earwax, line mode, candidate (${options.compare})`,
+    env: { EARWAX_PACKAGE: resolve(options.compare) },
+  };
+  servers.earwaxTelnetCandidate = {
+    ...servers.earwaxTelnet,
+    label: `nestjs-earwax, telnet mode, candidate (${options.compare})`,
     env: { EARWAX_PACKAGE: resolve(options.compare) },
   };
 }
@@ -394,8 +399,13 @@ const scenarios = [
 
 if (servers.earwaxCandidate) {
   for (const scenario of scenarios) {
-    const at = scenario.servers.indexOf('earwaxLine');
-    if (at !== -1) scenario.servers.splice(at + 1, 0, 'earwaxCandidate');
+    for (const [server, candidate] of [
+      ['earwaxLine', 'earwaxCandidate'],
+      ['earwaxTelnet', 'earwaxTelnetCandidate'],
+    ]) {
+      const at = scenario.servers.indexOf(server);
+      if (at !== -1) scenario.servers.splice(at + 1, 0, candidate);
+    }
   }
 }
 

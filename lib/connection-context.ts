@@ -8,7 +8,10 @@ import type { ConnectionRegistry } from './connection.registry.js';
 import type { EarwaxListener } from './earwax.listener.js';
 import type { LineFramer } from './framing/line-framer.js';
 import type { PendingHandler } from './limits/handler-watch.js';
-import type { InputRateLimiter } from './limits/input-rate-limiter.js';
+import type {
+  InputRateLimiter,
+  RateVerdict,
+} from './limits/input-rate-limiter.js';
 import type {
   TerminalInfo,
   WindowSize,
@@ -66,6 +69,8 @@ export interface ConnectionHost {
     end: number,
   ): void;
   lineOverflow(ctx: AnyConnectionContext): void;
+  /** A chunk over the input rate's bytes: warns, or disconnects (`flood`). */
+  overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void;
   ended(ctx: AnyConnectionContext): void;
   closed(ctx: AnyConnectionContext, hadError: boolean): void;
   failed(ctx: AnyConnectionContext, err: Error): void;

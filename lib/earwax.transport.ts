@@ -237,7 +237,7 @@ export class EarwaxTransport
         if (ctx.state !== 'open') return;
         ctx.inputSeen = true;
         this.counters.linesReceived++;
-        if (!this.withinRate(ctx, data.length)) return;
+        if (!this.withinRate(ctx)) return;
         this.enqueue(ctx, 'on_data', data);
       },
       receiveLine: (ctx, chunk, start, end) => {
@@ -245,11 +245,12 @@ export class EarwaxTransport
         // that never end a line (slowloris) is idle.
         ctx.inputSeen = true;
         this.counters.linesReceived++;
-        // The terminator counts: an empty line is not free.
-        if (!this.withinRate(ctx, end - start + 1)) return;
+        // Its bytes were taken with the chunk they came in.
+        if (!this.withinRate(ctx)) return;
         this.enqueue(ctx, 'on_data', this.decodeLine(ctx, chunk, start, end));
       },
       lineOverflow: (ctx) => this.lineTooLong(ctx),
+      overRate: (ctx, verdict) => this.overRate(ctx, verdict),
       ended: (ctx) => this.finish(ctx, 'client_closed'),
       closed: (ctx, hadError) => {
         if (ctx.state === 'open') {
@@ -962,12 +963,24 @@ export class EarwaxTransport
           this.connectionHost.receive(ctx, bytes);
         }
       },
+      // Every command, negotiation and subnegotiation takes an event from
+      // the input rate, as a line does: a negotiation flood is dropped, then
+      // disconnected, like a line flood, and a dropped one is not answered.
+      allow: () => ctx.state === 'open' && this.withinRate(ctx),
+      overBudget: () => {
+        if (ctx.state !== 'open') return;
+        ctx.logger.warn(
+          'Telnet answers would pass twice the input: disconnecting (flood).',
+        );
+        const message = this.settings.messages.flood;
+        if (message !== false) ctx.sendString(message);
+        this.disconnect(ctx, 'flood');
+      },
       emit: (event, payload) => {
         if (ctx.state !== 'open') return;
         ctx.inputSeen = true;
-        // Telnet events count against the input rate like lines: a client
-        // must not fire on_gmcp or on_resize without limit.
-        if (this.withinRate(ctx, 1)) this.enqueue(ctx, event, payload);
+        // The subnegotiation it comes from took its event (allow()).
+        this.enqueue(ctx, event, payload);
       },
       msspStatus: () => ({
         PLAYERS: String(
@@ -1270,16 +1283,18 @@ export class EarwaxTransport
   }
 
   /**
-   * Takes one event's tokens (a line, a raw chunk, a telnet event) from the
-   * connection's input rate; over it, applies the flood policy.
+   * Takes one event (a line, a raw chunk, a telnet command, negotiation or
+   * subnegotiation) from the connection's input rate; over it, applies the
+   * flood policy. Its bytes were taken with its chunk ({@link takeChunk}).
    *
    * @returns Whether the event may go on.
    */
-  private withinRate(ctx: AnyConnectionContext, size: number): boolean {
+  private withinRate(ctx: AnyConnectionContext): boolean {
     const limiter = ctx.rateLimiter;
     if (limiter === null) return true;
-    const verdict = limiter.take(size);
+    const verdict = limiter.take();
     if (verdict === 'pass') return true;
+    this.counters.inputDropped++;
     this.overRate(ctx, verdict);
     return false;
   }
@@ -1472,18 +1487,22 @@ export class EarwaxTransport
     return true;
   }
 
-  /** A line (or raw chunk) over the connection's input rate. */
+  /**
+   * An input event, or a chunk, over the connection's input rate: warns at
+   * the first drop of an episode, disconnects with `flood` at the last.
+   */
   private overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void {
-    this.counters.inputDropped++;
     const { messages, inputRate } = this.settings;
+    // Telnet answers to what passed go out before what is said now.
+    if (verdict !== 'drop') ctx.telnet?.flushAnswers();
     if (verdict === 'warn') {
-      ctx.logger.warn('Input over its rate limit: dropping lines.');
+      ctx.logger.warn('Input over its rate limit: dropping input.');
       if (messages.floodWarning !== false) {
         ctx.sendString(messages.floodWarning);
       }
     } else if (verdict === 'flood') {
       ctx.logger.warn(
-        `Still over its input rate after ${inputRate?.dropsBeforeDisconnect ?? 0} dropped lines: disconnecting (flood).`,
+        `Still over its input rate after ${inputRate?.dropsBeforeDisconnect ?? 0} drops: disconnecting (flood).`,
       );
       if (messages.flood !== false) ctx.sendString(messages.flood);
       this.disconnect(ctx, 'flood');
@@ -1599,18 +1618,28 @@ function contextOf(socket: TrackedSocket): AnyConnectionContext {
 }
 /**
  * What every chunk of an open connection goes through before framing: the
- * first chunk is sniffed for another protocol, and the input-rate buckets
- * are refilled (one clock read per chunk; each line then only takes
- * tokens).
+ * first chunk is sniffed for another protocol, and the chunk's bytes are
+ * taken from the input rate, every one of them, data or telnet protocol (one
+ * clock read per chunk; each line or telnet event then only takes an event
+ * token). A chunk over the byte rate is still framed, so the stream stays in
+ * step, but everything in it is dropped.
  *
- * @returns Whether the chunk goes on (`false`: another protocol took it).
+ * @returns Whether the chunk goes on (`false`: another protocol took it, or
+ * the connection was dropped for flooding).
  */
 function takeChunk(ctx: AnyConnectionContext, chunk: Buffer): boolean {
   if (!ctx.chunkSeen) {
     ctx.chunkSeen = true;
     if (ctx.host.firstInput(ctx, chunk)) return false;
   }
-  ctx.rateLimiter?.refill(Date.now());
+  const limiter = ctx.rateLimiter;
+  if (limiter !== null) {
+    const verdict = limiter.takeChunk(chunk.length, Date.now());
+    if (verdict !== 'pass') {
+      ctx.host.overRate(ctx, verdict);
+      return ctx.state === 'open';
+    }
+  }
   return true;
 }
 function onLineData(this: TrackedSocket, chunk: Buffer): void {

@@ -14,7 +14,10 @@ import { BlockList } from 'node:net';
 import { addAddressOrRange } from './block-list.service.js';
 import type { TelnetOptions } from './interfaces/telnet.interface.js';
 import type { InputRate } from './limits/input-rate-limiter.js';
-import type { TelnetSettings } from './telnet/telnet-session.js';
+import {
+  answerAllowanceOf,
+  type TelnetSettings,
+} from './telnet/telnet-session.js';
 
 /**
  * Every option of an `EarwaxTransport`, checked and with its default
@@ -232,6 +235,9 @@ function resolveInputRate(
   };
 }
 
+/** The default `mssp.interval`: one MSSP table per connection per minute. */
+const MSSP_INTERVAL = 60_000;
+
 function resolveTelnet(
   option: EarwaxTransportOptions['telnet'],
   name = 'telnet',
@@ -244,15 +250,21 @@ function resolveTelnet(
       `EarwaxTransport option "${name}.maxSubnegotiationLength" must be a positive integer; got ${max}.`,
     );
   }
+  const mssp = o.mssp ?? { name: 'nestjs-earwax' };
   return {
     ttype: o.ttype ?? true,
     naws: o.naws ?? true,
     gmcp: o.gmcp ?? true,
     charset: o.charset ?? true,
     eor: o.eor ?? true,
-    mssp: o.mssp ?? { name: 'nestjs-earwax' },
+    mssp,
     mccp2: o.mccp2 ?? false,
     maxSubnegotiationLength: max,
+    msspInterval:
+      mssp === false
+        ? MSSP_INTERVAL
+        : positive(mssp.interval, MSSP_INTERVAL, `${name}.mssp.interval`),
+    answerAllowance: answerAllowanceOf(mssp),
   };
 }
 

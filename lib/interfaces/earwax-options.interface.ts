@@ -126,13 +126,17 @@ export interface ConnectionRateOptions {
 }
 
 /**
- * Token buckets limiting what one connection sends. A line (in raw framing,
- * a chunk) takes one line token and its length in byte tokens; buckets
- * refill continuously at their rate, up to their burst. A line that finds
- * either bucket empty is dropped; the client is warned once per episode; an
- * episode ends when the line bucket is full again. After
- * `dropsBeforeDisconnect` drops in one episode the connection is dropped with
- * reason `flood`.
+ * Token buckets limiting what one connection sends. Every chunk read from
+ * the socket takes its length in byte tokens, whatever it holds (telnet
+ * protocol included); a line (in raw framing, a chunk; in telnet mode, also
+ * each telnet command, negotiation and subnegotiation) takes one line token.
+ * Buckets refill continuously at their rate, up to their burst. A line that
+ * finds the line bucket empty is dropped (a dropped telnet negotiation is not
+ * answered); a chunk that leaves the byte bucket in debt is dropped whole, as
+ * one drop, and the debt is paid off before input passes again. The client
+ * is warned once per episode; an episode ends when both buckets are full
+ * again. After `dropsBeforeDisconnect` drops in one episode the connection is
+ * dropped with reason `flood`.
  *
  * @publicApi
  */
@@ -145,7 +149,7 @@ export interface InputRateOptions {
   bytesPerSecond?: number;
   /** Must hold the longest line (`maxLineLength`). @default 524288 (512 KiB) */
   byteBurst?: number;
-  /** `0` disconnects at the first dropped line. @default 200 */
+  /** `0` disconnects at the first drop. @default 200 */
   dropsBeforeDisconnect?: number;
 }
 
@@ -344,9 +348,11 @@ export interface EarwaxTransportOptions {
   firstInputTimeout?: number | false;
   /**
    * How fast one connection may send: token buckets for lines (`on_data`
-   * events) and bytes. Past them, input is dropped with a warning, and a
-   * client that keeps on is dropped with reason `flood`. `false` for no
-   * limit.
+   * events, and telnet commands, negotiations and subnegotiations) and
+   * bytes (every byte read). Past them, input is dropped with a warning, and
+   * a client that keeps on is dropped with reason `flood`. `false` for no
+   * limit; in telnet mode, what negotiation makes the server send stays
+   * bounded even then (at most twice the input, see `TelnetOptions`).
    * @default { linesPerSecond: 50, lineBurst: 200, bytesPerSecond: 131072, byteBurst: 524288, dropsBeforeDisconnect: 200 }
    */
   inputRate?: InputRateOptions | false;
@@ -358,6 +364,9 @@ export interface EarwaxTransportOptions {
    * sees exactly the bytes sent, and `0xFF` is data. With it on, `nc` shows
    * a few stray bytes at connect (the offers); `telnet`, TinTin++, Mudlet and
    * MUSHclient answer them. With `listeners`, the default of each listener.
+   * Telnet protocol counts against `inputRate`, and what a client's input
+   * makes the server send is at most twice that input over any window, plus
+   * a fixed allowance (see {@link TelnetOptions}).
    * @default false
    */
   telnet?: boolean | TelnetOptions;

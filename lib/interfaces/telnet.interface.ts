@@ -2,6 +2,23 @@
  * Telnet mode of an `EarwaxTransport` (its `telnet` option). Every option
  * has a default; `telnet: true` takes them all.
  *
+ * What a client's telnet input can make the server spend is bounded, with
+ * or without `inputRate`:
+ * - every byte read counts against `inputRate`, and every command,
+ *   negotiation and subnegotiation is one event, as a line is: a negotiation
+ *   flood is dropped, then disconnected with reason `flood`, like a line
+ *   flood; what the limiter drops is not answered;
+ * - negotiation is answered only on a change of state (RFC 1143): a repeated
+ *   request gets no answer, and options the server does not offer (or, for
+ *   ECHO, the game has not asked for with `ctx.echo(false)`) are refused;
+ * - protocol output caused by input (negotiation answers, the MSSP table,
+ *   TTYPE SEND, the CHARSET request) is at most twice the input read, over
+ *   any window, plus an allowance of 4 KiB and the static MSSP table
+ *   (`mssp.name` and `mssp.variables`). An answer past that is dropped and
+ *   the connection disconnected with reason `flood`; a client that follows
+ *   the protocol never comes near it (steady negotiation answers are at most
+ *   one 3-byte answer per 3-byte request).
+ *
  * @publicApi
  */
 export interface TelnetOptions {
@@ -72,6 +89,16 @@ export interface MsspOptions {
    * connections (including those still at a login prompt).
    */
   players?: () => number;
+  /**
+   * The shortest time between two MSSP tables sent to one connection, in
+   * milliseconds. A client that turns MSSP off and asks again sooner is
+   * refused (IAC WONT MSSP), so a table costs a client at most one request
+   * per interval, whatever it sends. Tables count against the connection's
+   * answer budget (see `TelnetOptions`): at most twice what the client sent,
+   * plus an allowance that always holds the first table.
+   * @default 60000
+   */
+  interval?: number;
 }
 
 /**

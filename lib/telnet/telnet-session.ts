@@ -19,7 +19,6 @@ import {
   TelnetSubCode,
 } from './telnet-codes.js';
 import {
-  negotiation,
   subnegotiation,
   TelnetParser,
   type TelnetSink,
@@ -39,6 +38,13 @@ export interface TelnetSettings {
   readonly mssp: MsspOptions | false;
   readonly mccp2: boolean;
   readonly maxSubnegotiationLength: number;
+  /** The shortest time between two MSSP tables to one connection, in ms. */
+  readonly msspInterval: number;
+  /**
+   * The protocol output a connection's input may cause beyond twice that
+   * input, in bytes ({@link answerAllowanceOf}).
+   */
+  readonly answerAllowance: number;
 }
 
 /**
@@ -49,6 +55,19 @@ export interface TelnetSettings {
 export interface TelnetHost {
   /** Clean input bytes, for the line framer (or a raw `on_data`). */
   data(chunk: Buffer, start: number, end: number): void;
+  /**
+   * A telnet command, negotiation or subnegotiation arrived: whether it may
+   * be acted on. It takes one event from the connection's input rate; false
+   * when the rate drops it or the connection is closing (then nothing of it
+   * is answered).
+   */
+  allow(): boolean;
+  /**
+   * An answer was dropped: the protocol output the client's input caused
+   * would have passed twice that input plus the allowance. Called once; the
+   * connection is to be treated as flooding.
+   */
+  overBudget(): void;
   /** Fires an event of the connection (`on_resize`, `on_gmcp`, ...). */
   emit(event: string, payload: unknown): void;
   /**
@@ -72,6 +91,36 @@ export interface TelnetHost {
 const MAX_TTYPE_ROUNDS = 4;
 const MTTS_PREFIX = 'MTTS ';
 const CHARSET_REQUEST = Buffer.from(';UTF-8;ISO-8859-1', 'latin1');
+/** Bytes of small answers batched into one write (from the shared pool). */
+const BATCH_SIZE = 4000;
+
+/**
+ * What a connection's input may make the server send beyond twice that
+ * input, besides the MSSP table: room for the answers of a whole normal
+ * negotiation (TTYPE SENDs, the CHARSET request, MCCP2's start) many times
+ * over.
+ */
+const ANSWER_MARGIN = 4096;
+
+/**
+ * The answer allowance of a transport's telnet connections: {@link
+ * ANSWER_MARGIN} plus the static part of the MSSP table (its NAME and
+ * `variables`), so the first table always fits whatever the game puts in it.
+ *
+ * @internal
+ */
+export function answerAllowanceOf(mssp: MsspOptions | false): number {
+  if (mssp === false) return ANSWER_MARGIN;
+  let size = 10 + Buffer.byteLength(mssp.name);
+  for (const [name, value] of Object.entries(mssp.variables ?? {})) {
+    size += 1 + Buffer.byteLength(name);
+    for (const item of Array.isArray(value) ? value : [value]) {
+      // Doubled 0xFF bytes included, at worst.
+      size += 1 + 2 * Buffer.byteLength(String(item));
+    }
+  }
+  return ANSWER_MARGIN + size;
+}
 
 const NO_CAPABILITIES: TerminalCapabilities = Object.freeze(capabilitiesOf(0));
 
@@ -81,9 +130,31 @@ const NO_CAPABILITIES: TerminalCapabilities = Object.freeze(capabilitiesOf(0));
  * here waits for the client: lines flow from the first byte, and a client
  * that never answers a question simply leaves the answer unknown.
  *
+ * What a client's input makes it send is bounded three ways:
+ * - Every command, negotiation and subnegotiation takes an event from the
+ *   connection's input rate ({@link TelnetHost.allow}); one the rate drops
+ *   is not acted on, so a negotiation flood ends in `flood` like a line
+ *   flood.
+ * - Negotiation is answered only as RFC 1143 says: a request for the state
+ *   an option is already in gets no answer, and options the server has not
+ *   offered (or the game has not asked for: ECHO) are refused. The MSSP
+ *   table goes out at most once per `msspInterval`, the CHARSET request and
+ *   MCCP2's start once per connection, TTYPE SEND a few times.
+ * - Protocol output caused by input (answers, and what they start: the MSSP
+ *   table, TTYPE SEND, ...) is paid from a budget that each chunk read adds
+ *   twice its length to, carrying at most `answerAllowance` over from before
+ *   it: over any window, that output is at most twice the input read in it
+ *   plus `answerAllowance`. An answer past it is dropped and the host told
+ *   ({@link TelnetHost.overBudget}); an MSSP table that does not fit is not
+ *   sent (and a DO MSSP refused), the table's size being the game's doing.
+ *   Offers made at connect, and what the game asks for (`setEcho`,
+ *   `sendGmcp`), are not input's doing and are not counted.
+ *
  * @internal
  */
-export class TelnetSession implements TelnetSink, NegotiationSink {
+export class TelnetSession
+  implements TelnetSink, NegotiationSink, NegotiationPolicy
+{
   /** The window size, once the client has sent one (NAWS). */
   windowSize: WindowSize | undefined;
   /** The encoding the client agreed to, through CHARSET or MTTS. */
@@ -98,13 +169,34 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   private ttypeAsked = false;
   private subnegotiationErrors = 0;
   private charsetSettled = false;
+  /** The CHARSET request is out (it is sent once per connection). */
+  private charsetAsked = false;
+  /** MCCP2 compression has started (it starts once per connection). */
+  private compressing = false;
+  /** The game asked the client not to echo (`setEcho(false)`). */
+  private echoOff = false;
+  /** When the MSSP table was last sent (`Date.now()`). */
+  private msspSentAt = -Infinity;
+  /** The table built to decide on a DO MSSP, to send once agreed. */
+  private msspReady: Buffer | null = null;
+  /** Bytes of protocol output the input read so far has paid for. */
+  private budget: number;
+  /** A negotiation received is being handled: what it sends is an answer. */
+  private answering = false;
+  /** A chunk is being parsed: small answers are batched. */
+  private parsing = false;
+  /** Small answers not written yet, and how much of it they fill. */
+  private batch: Buffer | null = null;
+  private batchLength = 0;
+  private overBudgetReported = false;
 
   constructor(
     private readonly settings: TelnetSettings,
     private readonly host: TelnetHost,
   ) {
     this.parser = new TelnetParser(settings.maxSubnegotiationLength);
-    this.options = new OptionNegotiator(this, policyOf(settings));
+    this.options = new OptionNegotiator(this, this);
+    this.budget = settings.answerAllowance;
   }
 
   /** Offers and asks for the options this transport uses. */
@@ -121,14 +213,30 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
     this.host.out.uncork();
   }
 
-  /** Parses a chunk from the socket. */
+  /**
+   * Parses a chunk from the socket. Its bytes pay for twice their length in
+   * answers; the small answers it causes are batched into few writes.
+   */
   push(chunk: Buffer): void {
-    this.parser.push(chunk, this);
+    this.budget =
+      Math.min(this.budget, this.settings.answerAllowance) + 2 * chunk.length;
+    this.parsing = true;
+    try {
+      this.parser.push(chunk, this);
+    } finally {
+      this.parsing = false;
+      this.flushAnswers();
+    }
   }
 
-  /** Whether the client should echo what it types (`false`: a password). */
+  /**
+   * Whether the client should echo what it types (`false`: a password).
+   * Only this turns ECHO on: a client's own DO ECHO is refused unless the
+   * game has asked for it.
+   */
   setEcho(echo: boolean): boolean {
     // The server "will echo" (and then does not), so the client stops.
+    this.echoOff = !echo;
     return echo
       ? this.options.disableLocal(TelnetOption.ECHO)
       : this.options.enableLocal(TelnetOption.ECHO);
@@ -168,18 +276,29 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   onTelnetData(chunk: Buffer, start: number, end: number): void {
+    // Answers first: a handler the data reaches may write too.
+    if (this.batch !== null) this.flushAnswers();
     this.host.data(chunk, start, end);
   }
 
   onTelnetCommand(): void {
-    // NOP, GA, AYT, ...: nothing a game server has to act on.
+    // NOP, GA, AYT, ...: nothing a game server has to act on, but each one
+    // counts against the input rate.
+    this.host.allow();
   }
 
   onTelnetNegotiation(verb: number, option: number): void {
-    this.options.receive(verb, option);
+    if (!this.host.allow()) return;
+    this.answering = true;
+    try {
+      this.options.receive(verb, option);
+    } finally {
+      this.answering = false;
+    }
   }
 
   onTelnetSubnegotiation(option: number, payload: Buffer): void {
+    if (!this.host.allow()) return;
     // Only options both sides agreed to: a client cannot push GMCP or window
     // sizes at a server that never turned them on, nor TTYPE answers that
     // were not asked for.
@@ -207,6 +326,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
     option: number,
     reason: 'overflow' | 'malformed',
   ): void {
+    if (!this.host.allow()) return;
     const message =
       reason === 'overflow'
         ? `Subnegotiation of ${describeOption(option)} longer than ${this.settings.maxSubnegotiationLength} bytes: dropped.`
@@ -223,7 +343,63 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   sendNegotiation(verb: number, option: number): void {
-    this.host.write(negotiation(verb, option));
+    const bytes = cachedNegotiation(verb, option);
+    // An answer to the client is paid for by its input; our own requests
+    // (offers at connect, setEcho) are not.
+    if (this.answering) this.reply(bytes);
+    else this.host.write(bytes);
+  }
+
+  /**
+   * The client sent DO for an option we had not offered (or had turned
+   * off): whether we now perform it. Only what the server really does, and
+   * only while it may: ECHO only while the game asked for it (a password),
+   * MSSP at most once per interval, MCCP2 only before compression started.
+   */
+  acceptLocal(option: number): boolean {
+    const settings = this.settings;
+    switch (option) {
+      case TelnetOption.ECHO:
+        return this.echoOff;
+      case TelnetOption.SGA:
+        // Honoured: promptEnd() sends no GA once SGA is on.
+        return true;
+      case TelnetOption.GMCP:
+        return settings.gmcp;
+      case TelnetOption.CHARSET:
+        return settings.charset;
+      case TelnetOption.EOR:
+        return settings.eor;
+      case TelnetOption.MSSP: {
+        if (!this.msspDue()) return false;
+        // Refused, rather than sent past the answer budget: a client that
+        // asks again and again, sending little else, stops getting tables
+        // (WONT MSSP) instead of being cut off.
+        const table = this.msspTable();
+        if (3 + table.length > this.budget) return false;
+        this.msspReady = table;
+        return true;
+      }
+      case TelnetOption.MCCP2:
+        return settings.mccp2 && !this.compressing;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * The client sent WILL for an option we had not asked for (or had turned
+   * off): whether we want it. Only what the server asks for at connect.
+   */
+  acceptRemote(option: number): boolean {
+    switch (option) {
+      case TelnetOption.TTYPE:
+        return this.settings.ttype;
+      case TelnetOption.NAWS:
+        return this.settings.naws;
+      default:
+        return false;
+    }
   }
 
   optionChanged(
@@ -231,23 +407,101 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
     side: 'local' | 'remote',
     enabled: boolean,
   ): void {
+    // Only ever reached from a received negotiation: what follows is paid
+    // for by the input, and each is bounded per connection.
     if (!enabled) return;
     if (side === 'remote' && option === TelnetOption.TTYPE) {
       this.askTtype();
     } else if (side === 'local' && option === TelnetOption.MSSP) {
       this.sendMssp();
     } else if (side === 'local' && option === TelnetOption.MCCP2) {
+      if (this.compressing) return;
       // Compression starts right after this subnegotiation (MCCP2).
-      this.host.write(subnegotiation(TelnetOption.MCCP2, Buffer.alloc(0)));
+      if (!this.reply(subnegotiation(TelnetOption.MCCP2, Buffer.alloc(0)))) {
+        return;
+      }
+      this.flushAnswers();
+      this.compressing = true;
       this.host.startCompression();
     } else if (side === 'local' && option === TelnetOption.CHARSET) {
-      this.host.write(
+      if (this.charsetAsked) return;
+      this.charsetAsked = true;
+      this.reply(
         subnegotiation(
           TelnetOption.CHARSET,
           Buffer.concat([Buffer.of(TelnetSubCode.REQUEST), CHARSET_REQUEST]),
         ),
       );
     }
+  }
+
+  /**
+   * Writes protocol output the client's input caused, if its budget holds
+   * it; the first one it does not hold is reported and nothing more is
+   * written. While a chunk is parsed, small answers are copied into a batch,
+   * written when it is full, before data or an event goes on to the game
+   * (whose handlers may write), and at the end of the chunk: a flood of
+   * requests costs a few writes per chunk, not one per answer. (Corking the
+   * socket instead hands libuv thousands of 3-byte buffers, which it writes
+   * at most 1,024 per turn of the event loop: output then falls behind.)
+   *
+   * @returns Whether it was written or batched (and the output is not over
+   * its limit).
+   */
+  private reply(bytes: Buffer): boolean {
+    const length = bytes.length;
+    if (length > this.budget) {
+      this.budget = 0;
+      if (!this.overBudgetReported) {
+        this.overBudgetReported = true;
+        this.flushAnswers();
+        this.host.overBudget();
+      }
+      return false;
+    }
+    this.budget -= length;
+    if (!this.parsing || length > BATCH_SIZE / 8) {
+      this.flushAnswers();
+      return this.host.write(bytes);
+    }
+    if (this.batch !== null && this.batchLength + length > BATCH_SIZE) {
+      this.flushAnswers();
+    }
+    if (this.batch === null) {
+      // From the shared pool (under 4 KiB), and handed to the stream whole
+      // when written: never reused while queued.
+      this.batch = Buffer.allocUnsafe(BATCH_SIZE);
+      this.batchLength = 0;
+    }
+    bytes.copy(this.batch, this.batchLength);
+    this.batchLength += length;
+    return true;
+  }
+
+  /**
+   * Writes the batched answers, if any: before anything else is written to
+   * the connection during a chunk (the transport's flood warning, say), so
+   * that output stays in order.
+   */
+  flushAnswers(): void {
+    const batch = this.batch;
+    if (batch === null) return;
+    this.batch = null;
+    this.host.write(batch.subarray(0, this.batchLength));
+  }
+
+  /** Fires an event, after the answers so far (its handler may write). */
+  private emit(event: string, payload: unknown): void {
+    this.flushAnswers();
+    this.host.emit(event, payload);
+  }
+
+  /** Whether an MSSP table may go out now (once per `msspInterval`). */
+  private msspDue(): boolean {
+    return (
+      this.settings.mssp !== false &&
+      Date.now() - this.msspSentAt >= this.settings.msspInterval
+    );
   }
 
   private naws(payload: Buffer): void {
@@ -264,7 +518,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
       return;
     }
     this.windowSize = size;
-    this.host.emit('on_resize', size);
+    this.emit('on_resize', size);
   }
 
   private askTtype(): void {
@@ -272,9 +526,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
     if (this.ttypeRounds >= MAX_TTYPE_ROUNDS) return;
     this.ttypeRounds++;
     this.ttypeAsked = true;
-    this.host.write(
-      subnegotiation(TelnetOption.TTYPE, Buffer.of(TelnetSubCode.SEND)),
-    );
+    this.reply(TTYPE_SEND);
   }
 
   private ttype(payload: Buffer): void {
@@ -306,7 +558,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
     if (!done && this.ttypeRounds < MAX_TTYPE_ROUNDS) {
       this.askTtype();
     } else {
-      this.host.emit('on_terminal', next);
+      this.emit('on_terminal', next);
     }
   }
 
@@ -330,7 +582,7 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
       }
     }
     const message: GmcpMessage = { package: pkg, data };
-    this.host.emit('on_gmcp', message);
+    this.emit('on_gmcp', message);
   }
 
   private charset(payload: Buffer): void {
@@ -348,8 +600,24 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
   }
 
   private sendMssp(): void {
+    if (!this.msspDue()) return;
+    const table = this.msspReady ?? this.msspTable();
+    this.msspReady = null;
+    if (table.length > this.budget) {
+      // Our table, not the client's doing: not sent, but not a flood either.
+      this.host.logger.warn(
+        `MSSP table of ${table.length} bytes not sent: past the connection's answer budget (${this.budget} bytes).`,
+      );
+      return;
+    }
+    this.msspSentAt = Date.now();
+    this.reply(table);
+  }
+
+  /** The MSSP subnegotiation, with the live values of now. */
+  private msspTable(): Buffer {
     const mssp = this.settings.mssp;
-    if (mssp === false) return;
+    if (mssp === false) return Buffer.alloc(0);
     const values: Record<string, string | number | Array<string | number>> = {
       NAME: mssp.name,
       ...this.host.msspStatus(),
@@ -365,27 +633,41 @@ export class TelnetSession implements TelnetSink, NegotiationSink {
         );
       }
     }
-    this.host.write(subnegotiation(TelnetOption.MSSP, Buffer.concat(parts)));
+    return subnegotiation(TelnetOption.MSSP, Buffer.concat(parts));
   }
 }
 
 const IAC_EOR = Buffer.of(TelnetCommand.IAC, TelnetCommand.EOR);
 const IAC_GA = Buffer.of(TelnetCommand.IAC, TelnetCommand.GA);
+const TTYPE_SEND = subnegotiation(
+  TelnetOption.TTYPE,
+  Buffer.of(TelnetSubCode.SEND),
+);
 
-function policyOf(settings: TelnetSettings): NegotiationPolicy {
-  const local = new Set<number>([TelnetOption.ECHO, TelnetOption.SGA]);
-  const remote = new Set<number>();
-  if (settings.gmcp) local.add(TelnetOption.GMCP);
-  if (settings.charset) local.add(TelnetOption.CHARSET);
-  if (settings.eor) local.add(TelnetOption.EOR);
-  if (settings.mssp !== false) local.add(TelnetOption.MSSP);
-  if (settings.mccp2) local.add(TelnetOption.MCCP2);
-  if (settings.ttype) remote.add(TelnetOption.TTYPE);
-  if (settings.naws) remote.add(TelnetOption.NAWS);
-  return {
-    acceptLocal: (option) => local.has(option),
-    acceptRemote: (option) => remote.has(option),
-  };
+/**
+ * IAC <verb> <option> for the four verbs and every option, in one 3 KiB
+ * buffer of its own (not a pool slab) shared by every connection, and views
+ * of it made on first use: an answer allocates nothing. Written, never
+ * changed.
+ */
+const NEGOTIATION_TABLE = Buffer.allocUnsafeSlow(4 * 256 * 3);
+for (let verb = 0; verb < 4; verb++) {
+  for (let option = 0; option < 256; option++) {
+    const at = ((verb << 8) | option) * 3;
+    NEGOTIATION_TABLE[at] = TelnetCommand.IAC;
+    NEGOTIATION_TABLE[at + 1] = TelnetCommand.WILL + verb;
+    NEGOTIATION_TABLE[at + 2] = option;
+  }
+}
+const NEGOTIATIONS: Array<Buffer | undefined> = new Array(4 * 256);
+
+/** IAC `verb` `option`; `verb` is WILL, WONT, DO or DONT. */
+function cachedNegotiation(verb: number, option: number): Buffer {
+  const index = ((verb - TelnetCommand.WILL) << 8) | option;
+  return (NEGOTIATIONS[index] ??= NEGOTIATION_TABLE.subarray(
+    index * 3,
+    index * 3 + 3,
+  ));
 }
 
 function capabilitiesOf(mtts: number): TerminalCapabilities {

@@ -539,6 +539,11 @@ describe('admission and per-connection limits', () => {
         { inputRate: { byteBurst: 10 } },
         /inputRate\.byteBurst/,
       ],
+      [
+        'telnet.mssp.interval: 0',
+        { telnet: { mssp: { name: 'x', interval: 0 } } },
+        /telnet\.mssp\.interval/,
+      ],
     ] as Array<[string, EarwaxTransportOptions, RegExp]>)(
       'throws RangeError at construction for %s',
       (_name, options, message) => {
@@ -555,6 +560,7 @@ describe('admission and per-connection limits', () => {
             idleTimeout: 1,
             maxLineLength: 8,
             inputRate: { byteBurst: 10 },
+            telnet: { mssp: { name: 'x', interval: 1 } },
           }),
       ).not.toThrow();
     });

@@ -6,6 +6,7 @@ import {
   type AnyConnectionContext,
   ConnectionContext,
   ConnectionRegistry,
+  EARWAX_DEFAULTS,
   EarwaxEvent,
   EarwaxModule,
   TelnetCommand,
@@ -740,38 +741,45 @@ describe('telnet mode', () => {
       expect(results.slice(0, -1).every(Boolean)).toBe(true);
     });
 
-    it('keeps what negotiation makes the server send within maxOutputBuffer for a client that never reads', async () => {
-      // Each DO MSSP after a DONT MSSP gets a fresh ~8 KiB MSSP message.
+    it('sends a client that toggles DO/DONT MSSP and never reads one 8 KiB MSSP table and one 3-byte answer per request', async () => {
+      // Before issue 14, each DO MSSP after a DONT MSSP got a fresh table:
+      // 49 KiB of toggles made 16 MiB of output, until the client was cut
+      // off as a slow consumer.
       await boot({
         maxOutputBuffer,
         telnet: {
           mssp: { name: 'Big', variables: { DESC: 'd'.repeat(8192) } },
         },
       });
-      const { c, id, ctx } = await stalledClient();
+      const c = await client();
+      const id = await c.welcome();
+      await roundTrip(c, 'ready');
+      c.socket.pause();
+      const ctx = (booted as Booted).transport.connections.get(id);
+      if (ctx === undefined) throw new Error(`No connection ${id}`);
+      const readBefore = ctx.socket.bytesRead;
+      const writtenBefore = ctx.socket.bytesWritten;
       const toggles = Buffer.concat(
         Array.from({ length: 64 }, () => bytes(IAC, DO, MSSP, IAC, DONT, MSSP)),
       );
-      let sent = 0;
-      let peak = 0;
-      // At most 16 MiB of MSSP in all; stop early once cut off or far past
-      // the limit.
-      for (let i = 0; i < 32 && ctx.isOpen; i++) {
-        c.write(toggles);
-        sent += toggles.length;
-        await Promise.race([
-          records.waitForBytes(id, sent),
-          records.waitFor(id, 'disconnect'),
-        ]);
-        peak = Math.max(peak, ctx.socket.writableLength);
-        if (peak > 4 * maxOutputBuffer) break;
-      }
-      const limit = maxOutputBuffer + 64 * 1024;
-      expect({
-        open: ctx.isOpen,
-        bufferedPastLimit: peak > limit ? peak : 0,
-      }).toEqual({ open: false, bufferedPastLimit: 0 });
-      await records.waitFor(id, 'disconnect', 'slow_consumer');
+      for (let i = 0; i < 32; i++) c.write(toggles);
+      await records.waitForBytes(id, readBefore + 32 * toggles.length);
+
+      const read = ctx.socket.bytesRead - readBefore;
+      const written = ctx.socket.bytesWritten - writtenBefore;
+      // One table (NAME, PLAYERS, UPTIME, PORT, DESC), then the DONT
+      // acknowledged and every later DO refused (WONT), the DONTs after
+      // them unanswered: 2,048 WONT MSSP.
+      expect(written).toBeGreaterThan(8192 + 2048 * 3);
+      expect(written).toBeLessThan(8192 + 200 + 2048 * 3);
+      expect(written).toBeLessThan(read / 2 + 8192 + 200);
+      expect(ctx.isOpen).toBe(true);
+
+      c.socket.resume();
+      await roundTrip(c, 'after');
+      expect(c.subnegotiations(MSSP)).toHaveLength(1);
+      expect(c.commands.filter((d) => d === 'WONT MSSP')).toHaveLength(2048);
+      expect(c.commands.filter((d) => d === 'WILL MSSP')).toHaveLength(1); // the offer
     }, 15_000);
   });
 
@@ -927,6 +935,126 @@ describe('telnet mode', () => {
       ]);
       expect(c.commands).toEqual(OFFERS);
     });
+  });
+
+  describe('negotiation floods (issue 14)', () => {
+    /**
+     * Sends `unit` repeated to about `size` bytes from a fresh client, and
+     * checks that another client is answered meanwhile; `settled` says when
+     * the server is done with it (disconnected it, or read it all).
+     */
+    async function flood(
+      unit: Buffer,
+      size: number,
+      prefix: Buffer = Buffer.alloc(0),
+    ) {
+      const transport = (booted as Booted).transport;
+      const good = await client();
+      await good.welcome();
+      const c = await client();
+      const id = await c.welcome();
+      const ctx = transport.connections.get(id);
+      if (ctx === undefined) throw new Error(`No connection ${id}`);
+      const count = Math.floor(size / unit.length);
+      const payload = Buffer.concat([
+        prefix,
+        Buffer.concat(Array.from({ length: count }, () => unit)),
+      ]);
+      const readBefore = ctx.socket.bytesRead;
+      c.write(payload);
+      // Served while the flood is read, and after.
+      await roundTrip(good, 'during');
+      return {
+        c,
+        id,
+        ctx,
+        sent: payload.length,
+        settled: async (how: 'flood' | 'read') => {
+          if (how === 'flood') {
+            await records.waitFor(id, 'disconnect', 'flood');
+            await c.closed;
+          } else {
+            await records.waitForBytes(id, readBefore + payload.length);
+          }
+          await roundTrip(good, 'after');
+        },
+      };
+    }
+
+    it('disconnects a 3 MB IAC DO MSSP IAC DONT MSSP flood with flood, its output below twice its input, while another client is served', async () => {
+      await boot({ inputRate: undefined });
+      const { c, ctx, settled } = await flood(
+        bytes(IAC, DO, MSSP, IAC, DONT, MSSP),
+        3_000_000,
+      );
+      await settled('flood');
+      expect(ctx.socket.bytesWritten).toBeLessThan(2 * ctx.socket.bytesRead);
+      expect(c.received.length).toBeLessThan(2 * ctx.socket.bytesRead);
+      // Warned, then cut off, like a line flood.
+      expect(c.lines.slice(-2)).toEqual([
+        EARWAX_DEFAULTS.messages.floodWarning,
+        EARWAX_DEFAULTS.messages.flood,
+      ]);
+      expect(c.subnegotiations(MSSP)).toHaveLength(1);
+    }, 15_000);
+
+    it('disconnects a flood of repeated NAWS and unagreed GMCP subnegotiations with flood, its output below twice its input', async () => {
+      const { logs } = await boot({ inputRate: undefined });
+      // NAWS agreed, then the same size over and over (no on_resize after
+      // the first), and GMCP the server never agreed to (each ignored).
+      const { id, ctx, settled } = await flood(
+        bytes(
+          ...[IAC, SB, NAWS, 0, 80, 0, 24, IAC, SE],
+          ...[IAC, SB, GMCP, 'Core.Ping', IAC, SE],
+        ),
+        3_000_000,
+        bytes(IAC, WILL, NAWS),
+      );
+      await settled('flood');
+      expect(ctx.socket.bytesWritten).toBeLessThan(2 * ctx.socket.bytesRead);
+      expect(records.of(id)).toEqual([['resize', { width: 80, height: 24 }]]);
+      await logs.waitFor('disconnecting (flood)', 'warn');
+    }, 15_000);
+
+    it('counts the bytes of subnegotiations against the byte rate: a flood of few, large ones ends in flood too', async () => {
+      // Events to spare; bytes not: 2 MB of 8 KB subnegotiations is 250
+      // events, but 30 times the byte burst.
+      await boot({
+        inputRate: {
+          linesPerSecond: 100_000,
+          lineBurst: 100_000,
+          bytesPerSecond: 1000,
+          byteBurst: 70_000,
+          dropsBeforeDisconnect: 5,
+        },
+      });
+      const { settled } = await flood(
+        Buffer.concat([bytes(IAC, SB, GMCP), Buffer.alloc(8000, 0x78), bytes(IAC, SE)]), // prettier-ignore
+        2_000_000,
+      );
+      await settled('flood');
+    }, 15_000);
+
+    it('with inputRate false, answers a DO/DONT MSSP flood with one table and at most one 3-byte answer per request, and keeps the connection', async () => {
+      await boot({ inputRate: false });
+      const { c, id, ctx, sent, settled } = await flood(
+        bytes(IAC, DO, MSSP, IAC, DONT, MSSP),
+        240_000,
+      );
+      await settled('read');
+      expect(ctx.isOpen).toBe(true);
+      expect(ctx.socket.bytesRead).toBeGreaterThanOrEqual(sent);
+      await roundTrip(c, 'still here');
+      expect(c.subnegotiations(MSSP)).toHaveLength(1);
+      const requests = sent / 6;
+      // The DONT after the agreed DO acknowledged, every later DO refused.
+      expect(c.commands.filter((d) => d === 'WONT MSSP')).toHaveLength(
+        requests,
+      );
+      expect(c.received.length).toBeLessThan(sent);
+      expect(ctx.socket.bytesWritten).toBeLessThan(2 * ctx.socket.bytesRead);
+      expect(records.of(id)).toEqual([['data', 'still here']]);
+    }, 15_000);
   });
 
   describe('input before negotiation ends', () => {
@@ -1116,6 +1244,42 @@ describe('telnet mode', () => {
       expect(c.sent.filter((s) => s.endsWith(' ECHO'))).toEqual([
         'DO ECHO',
         'DONT ECHO',
+      ]);
+    });
+
+    it("refuses a client's own DO ECHO until the game hides input with ctx.echo(false), and again after ctx.echo(true)", async () => {
+      await boot();
+      const c = await client();
+      await c.welcome();
+      const echoes = () => c.commands.filter((d) => d.endsWith(' ECHO'));
+
+      // Unsolicited: the server does not echo, so it will not say it does.
+      c.negotiate(DO, ECHO);
+      await roundTrip(c, 'ping');
+      expect(echoes()).toEqual(['WONT ECHO']);
+
+      // The game asks: WILL ECHO, which the client's DO then only answers.
+      c.send('pw');
+      await c.expectLine('echo:true');
+      expect(echoes()).toEqual(['WONT ECHO', 'WILL ECHO']);
+      c.negotiate(DO, ECHO);
+      await roundTrip(c, 'ping2');
+      expect(echoes()).toEqual(['WONT ECHO', 'WILL ECHO']);
+
+      // Shown again: WONT ECHO; a new DO ECHO from the client is refused.
+      c.send('pwok');
+      await c.until(
+        () => c.lines.filter((l) => l === 'echo:true').length === 2,
+        'the second echo:true',
+      );
+      c.negotiate(DONT, ECHO);
+      c.negotiate(DO, ECHO);
+      await roundTrip(c, 'ping3');
+      expect(echoes()).toEqual([
+        'WONT ECHO',
+        'WILL ECHO',
+        'WONT ECHO',
+        'WONT ECHO',
       ]);
     });
 

@@ -27,6 +27,7 @@ export function recordingHost(
     receive: () => undefined,
     receiveLine: () => undefined,
     lineOverflow: () => undefined,
+    overRate: () => undefined,
     ended: () => undefined,
     closed: () => undefined,
     failed: () => undefined,

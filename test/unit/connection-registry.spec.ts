@@ -24,6 +24,7 @@ function host(): RecordingHost {
     receive: () => undefined,
     receiveLine: () => undefined,
     lineOverflow: () => undefined,
+    overRate: () => undefined,
     ended: () => undefined,
     closed: () => undefined,
     failed: () => undefined,

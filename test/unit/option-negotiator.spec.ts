@@ -611,6 +611,31 @@ describe('OptionNegotiator against a hostile peer', () => {
     expect(n.pending()).toEqual({ local: [], remote: [] });
   });
 
+  it('answers a repeated DO once and a repeated DONT once, however often they come', () => {
+    const sink = new Recorder();
+    const n = new OptionNegotiator(sink, policy(true));
+    flood(n, sink, 10_000, () => DO);
+    flood(n, sink, 10_000, () => DONT);
+    expect(sink.sent).toEqual(['WILL 24', 'WONT 24']);
+    expect(sink.changes).toEqual(['local 24 on', 'local 24 off']);
+    // DONT for an option that is off already: nothing at all.
+    flood(n, sink, 10_000, () => DONT);
+    expect(sink.sent).toEqual(['WILL 24', 'WONT 24']);
+  });
+
+  it('refuses each DO or WILL of an option the policy does not want, without a change of state', () => {
+    const sink = new Recorder();
+    const n = new OptionNegotiator(sink, policy(false));
+    const most = flood(n, sink, 1_000, (i) => (i % 2 ? WILL : DO));
+    // RFC 1143: every request gets its answer, so a peer never waits; the
+    // answer is no longer than the request, and the state never moves.
+    expect(most).toBe(1);
+    expect(sink.sent).toHaveLength(1_000);
+    expect(new Set(sink.sent)).toEqual(new Set(['WONT 24', 'DONT 24']));
+    expect(sink.changes).toEqual([]);
+    expect([n.localState(24), n.remoteState(24)]).toEqual(['no', 'no']);
+  });
+
   it('answers a repeated WILL once, however often it comes', () => {
     const sink = new Recorder();
     const n = new OptionNegotiator(sink, policy(true));
