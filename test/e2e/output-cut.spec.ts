@@ -34,28 +34,49 @@ class FloodController {
 }
 
 /**
- * The kernel's state of a loopback TCP socket, by local port, from
- * /proc/net/tcp: '01' established, '08' close-wait (a FIN arrived);
- * `undefined` once the socket is gone (a reset closes it at once).
+ * The kernel's state of a client's loopback TCP socket, found by both its
+ * ports (a socket of another test may be in TIME_WAIT on the same local
+ * port), from /proc/net/tcp: '01' established, '08' close-wait (a FIN
+ * arrived); `undefined` once the socket is gone (a reset closes it at once).
  */
-async function tcpState(localPort: number): Promise<string | undefined> {
+async function tcpState(ports: Ports): Promise<string | undefined> {
   const table = await readFile('/proc/net/tcp', 'utf8');
-  const hex = localPort.toString(16).toUpperCase().padStart(4, '0');
+  const local = `:${hexPort(ports.local)}`;
+  const remote = `:${hexPort(ports.remote)}`;
   for (const row of table.split('\n').slice(1)) {
     const fields = row.trim().split(/\s+/);
-    if (fields[1]?.endsWith(`:${hex}`)) return fields[3];
+    if (fields[1]?.endsWith(local) && fields[2]?.endsWith(remote)) {
+      return fields[3];
+    }
   }
   return undefined;
 }
 
-/** Waits until the kernel has dropped the socket of `localPort`. */
-async function resetSeen(socket: Socket, localPort: number): Promise<void> {
-  // The reset arrives while the client reads nothing; its kernel drops the
-  // socket. Checked on each turn of the client's own (paused) socket, and
-  // the test's timeout bounds the wait.
-  while ((await tcpState(localPort)) !== undefined) {
+/** A connected socket's two ports, read while it is connected. */
+interface Ports {
+  local: number;
+  remote: number;
+}
+
+function portsOf(socket: Socket): Ports {
+  const { localPort, remotePort } = socket;
+  if (localPort === undefined || remotePort === undefined) {
+    throw new Error('The socket is not connected.');
+  }
+  return { local: localPort, remote: remotePort };
+}
+
+function hexPort(port: number): string {
+  return port.toString(16).toUpperCase().padStart(4, '0');
+}
+
+/** Waits until the kernel has dropped the client's socket. */
+async function resetSeen(ports: Ports): Promise<void> {
+  // The reset arrives while the client reads nothing; no event tells it
+  // (the socket is paused), so the kernel's table is read again on each
+  // turn, and the test's timeout bounds the wait.
+  while ((await tcpState(ports)) !== undefined) {
     await new Promise((resolve) => setImmediate(resolve));
-    if (socket.destroyed) return;
   }
 }
 
@@ -99,13 +120,13 @@ describe('a connection whose output is thrown away', () => {
       closeTimeout: 200,
     });
     const socket = await stalledReader(port, 512);
-    const localPort = socket.localPort as number;
-    expect(await tcpState(localPort)).toBe('01');
+    const ports = portsOf(socket);
+    expect(await tcpState(ports)).toBe('01');
     await app.close();
     booted = undefined;
     expect(logs.find('Still busy at shutdown deadline')).toHaveLength(1);
-    await resetSeen(socket, localPort);
-    expect(await tcpState(localPort)).toBeUndefined();
+    await resetSeen(ports);
+    expect(await tcpState(ports)).toBeUndefined();
   }, 30_000);
 
   it("is reset when dropped as a 'slow_consumer'", async () => {
@@ -114,11 +135,11 @@ describe('a connection whose output is thrown away', () => {
     stalled.push(socket);
     socket.on('error', () => undefined);
     await once(socket, 'connect');
-    const localPort = socket.localPort as number;
+    const ports = portsOf(socket);
     socket.write('512\r\n');
     await journal.waitForEntry('disconnect:slow_consumer');
-    await resetSeen(socket, localPort);
-    expect(await tcpState(localPort)).toBeUndefined();
+    await resetSeen(ports);
+    expect(await tcpState(ports)).toBeUndefined();
   }, 30_000);
 
   it('is closed with a FIN when nothing was thrown away', async () => {
@@ -128,7 +149,7 @@ describe('a connection whose output is thrown away', () => {
     const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     stalled.push(socket);
     await once(socket, 'connect');
-    const localPort = socket.localPort as number;
+    const ports = portsOf(socket);
     const ended = once(socket, 'end');
     socket.resume();
     socket.write('2\r\n');
@@ -136,6 +157,6 @@ describe('a connection whose output is thrown away', () => {
     await app.close();
     booted = undefined;
     await ended;
-    expect(await tcpState(localPort)).toBe('08');
+    expect(await tcpState(ports)).toBe('08');
   }, 30_000);
 });
