@@ -1180,6 +1180,19 @@ export class EarwaxTransport
     ctx.state = 'closed';
     ctx.queue = null;
     ctx.framer = null;
+    const socket = ctx.socket;
+    if (
+      socket.readableEnded &&
+      ctx.out === socket &&
+      socket.writableLength === 0 &&
+      !socket.destroyed
+    ) {
+      // The client has closed its side and nothing is left to flush: closed
+      // now (a FIN; the kernel still delivers what it holds), so that its
+      // places are given back with on_disconnect, not a turn later, and a
+      // player who leaves can come straight back.
+      socket.destroy();
+    }
     this.endSocket(ctx);
     this.settle(ctx);
   }
