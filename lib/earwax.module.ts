@@ -4,13 +4,13 @@ import {
   Module,
   type Provider,
 } from '@nestjs/common';
-import { ClusterLifecycle } from './adapters/cluster.lifecycle.js';
-import { EarwaxAdapter } from './adapters/earwax.adapter.js';
-import { BlockListService } from './block-list.service.js';
-import { EARWAX_MODULE_OPTIONS } from './constants.js';
-import { ConnectionGuard } from './connection.guard.js';
-import { ConnectionRegistry } from './connection.registry.js';
-import { EarwaxBinder, EarwaxTransports } from './earwax.binder.js';
+import { ClusterLifecycle } from './cluster/cluster.lifecycle.js';
+import { EarwaxAdapter } from './cluster/earwax.adapter.js';
+import { BlockListService } from './block-list/block-list.service.js';
+import { EARWAX_MODULE_OPTIONS } from './earwax.constants.js';
+import { ConnectionGuard } from './guard/connection.guard.js';
+import { ConnectionRegistry } from './registry/connection.registry.js';
+import { EarwaxBinder, EarwaxTransports } from './transport/earwax.binder.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 import type {
   EarwaxModuleAsyncOptions,

@@ -5,32 +5,32 @@ export {
   EVENT_HANDLED,
   EVENT_UNHANDLED,
   type BuiltInEvent,
-} from './constants.js';
-export * from './adapters/index.js';
+} from './earwax.constants.js';
+export * from './cluster/index.js';
 export {
   BlockListError,
   BlockListService,
   type BanEntry,
   type BanOptions,
   type BlockListChange,
-} from './block-list.service.js';
+} from './block-list/block-list.service.js';
 export {
   ConnectionContext,
   type AnyConnectionContext,
-} from './connection-context.js';
-export { ConnectionGuard } from './connection.guard.js';
+} from './connection/connection-context.js';
+export { ConnectionGuard } from './guard/connection.guard.js';
 export {
   ConnectionRegistry,
   type BroadcastOptions,
-} from './connection.registry.js';
+} from './registry/connection.registry.js';
 export * from './decorators/index.js';
 export { EarwaxModule } from './earwax.module.js';
 export {
   EarwaxStatus,
   EarwaxTransport,
   type EarwaxServerEvents,
-} from './earwax.transport.js';
-export { EventNameError } from './errors.js';
+} from './transport/earwax.transport.js';
+export { EventNameError } from './errors/event-name.error.js';
 export {
   EarwaxMetrics,
   type EarwaxMetricsSnapshot,

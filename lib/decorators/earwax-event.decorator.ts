@@ -6,8 +6,8 @@ import {
   EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
-} from '../constants.js';
-import { EventNameError } from '../errors.js';
+} from '../earwax.constants.js';
+import { EventNameError } from '../errors/event-name.error.js';
 import type { EarwaxEventOptions } from '../interfaces/earwax-event-options.interface.js';
 
 /**

@@ -4,8 +4,8 @@ import type {
   OptionalFactoryDependency,
   Type,
 } from '@nestjs/common';
-import type { EarwaxAdapter } from '../adapters/earwax.adapter.js';
-import type { ConnectionGuard } from '../connection.guard.js';
+import type { EarwaxAdapter } from '../cluster/earwax.adapter.js';
+import type { ConnectionGuard } from '../guard/connection.guard.js';
 import type { EarwaxTransportOptions } from './earwax-options.interface.js';
 
 /**

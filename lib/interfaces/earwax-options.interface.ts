@@ -1,7 +1,7 @@
 import type { TlsOptions } from 'node:tls';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { ConnectionGuard } from '../connection.guard.js';
-import type { ConnectionRegistry } from '../connection.registry.js';
+import type { ConnectionGuard } from '../guard/connection.guard.js';
+import type { ConnectionRegistry } from '../registry/connection.registry.js';
 import type { TelnetOptions } from './telnet.interface.js';
 
 /**

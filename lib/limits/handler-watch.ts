@@ -1,4 +1,4 @@
-import type { AnyConnectionContext } from '../connection-context.js';
+import type { AnyConnectionContext } from '../connection/connection-context.js';
 
 /**
  * A handler of a connection that has not finished yet: what the

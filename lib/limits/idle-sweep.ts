@@ -1,4 +1,4 @@
-import type { AnyConnectionContext } from '../connection-context.js';
+import type { AnyConnectionContext } from '../connection/connection-context.js';
 
 /**
  * The idle and first-input timeouts of one transport, checked by one timer

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Socket } from 'node:net';
 import type { Observable } from 'rxjs';
-import type { AnyConnectionContext } from '../connection-context.js';
+import type { AnyConnectionContext } from '../connection/connection-context.js';
 import {
   BLOCK_REASONS,
   type BlockReason,

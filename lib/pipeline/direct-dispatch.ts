@@ -17,7 +17,7 @@ import {
 import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum.js';
 import { RpcExceptionsHandler } from '@nestjs/microservices/exceptions/rpc-exceptions-handler.js';
 import { catchError, isObservable, type Observable } from 'rxjs';
-import { EARWAX_PATTERN_PREFIX } from '../constants.js';
+import { EARWAX_PATTERN_PREFIX } from '../earwax.constants.js';
 import { isThenable } from '../utils/is-thenable.js';
 
 /**

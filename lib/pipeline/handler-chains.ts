@@ -1,7 +1,7 @@
 import type { MessageHandler } from '@nestjs/microservices';
 import { isObservable } from 'rxjs';
-import type { AnyConnectionContext } from '../connection-context.js';
-import { EVENT_HANDLED } from '../constants.js';
+import type { AnyConnectionContext } from '../connection/connection-context.js';
+import { EVENT_HANDLED } from '../earwax.constants.js';
 import type { DirectDispatcher, DirectHandler } from './direct-dispatch.js';
 
 /** One `@EarwaxEvent` handler in its event's chain. */

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { CLUSTER_LIMITS } from '../adapters/cluster-limits.js';
+import { CLUSTER_LIMITS } from '../cluster/cluster-limits.js';
 import type {
   ClusterBroadcast,
   ConnectionPresence,
@@ -7,7 +7,7 @@ import type {
   RemoteCommand,
   SharedBan,
   SharedBanChange,
-} from '../adapters/cluster.interfaces.js';
+} from '../cluster/cluster.interfaces.js';
 import { DISCONNECT_REASONS } from '../interfaces/connection.interface.js';
 import {
   boolean,

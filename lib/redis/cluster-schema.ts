@@ -1,6 +1,6 @@
-import { FORBIDDEN_KEY } from '../adapters/cluster-limits.js';
-import type { JsonValue } from '../adapters/cluster.interfaces.js';
-import { ClusterMessageError } from './cluster-message.error.js';
+import { FORBIDDEN_KEY } from '../cluster/cluster-limits.js';
+import type { JsonValue } from '../cluster/cluster.interfaces.js';
+import { ClusterMessageError } from '../errors/cluster-message.error.js';
 
 /**
  * Reads one value that came from another process (part of a message, or of

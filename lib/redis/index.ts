@@ -1,4 +1,4 @@
-export { ClusterMessageError } from './cluster-message.error.js';
+export { ClusterMessageError } from '../errors/cluster-message.error.js';
 export type {
   RedisAdapterOptions,
   RedisClusterConnection,

@@ -1,8 +1,8 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { CLUSTER_LIMITS } from '../adapters/cluster-limits.js';
-import { ClusterUnavailableError } from '../adapters/cluster-unavailable.error.js';
+import { CLUSTER_LIMITS } from '../cluster/cluster-limits.js';
+import { ClusterUnavailableError } from '../errors/cluster-unavailable.error.js';
 import type {
   ClusterBroadcast,
   ConnectionPresence,
@@ -12,8 +12,8 @@ import type {
   RemoteCommand,
   SharedBan,
   SharedBanChange,
-} from '../adapters/cluster.interfaces.js';
-import { EarwaxAdapter } from '../adapters/earwax.adapter.js';
+} from '../cluster/cluster.interfaces.js';
+import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
 import { LogThrottle } from '../limits/log-throttle.js';
 import {
   type ClusterMessage,
@@ -27,7 +27,7 @@ import {
   encodePresence,
   type HeldCounts,
 } from './cluster-message.js';
-import { ClusterMessageError } from './cluster-message.error.js';
+import { ClusterMessageError } from '../errors/cluster-message.error.js';
 import { shown } from './cluster-schema.js';
 import type { RedisAdapterOptions } from './redis-adapter-options.interface.js';
 import {

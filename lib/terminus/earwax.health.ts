@@ -3,8 +3,8 @@ import {
   HealthIndicatorService,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
-import { EarwaxTransports } from '../earwax.binder.js';
-import type { EarwaxTransport } from '../earwax.transport.js';
+import { EarwaxTransports } from '../transport/earwax.binder.js';
+import type { EarwaxTransport } from '../transport/earwax.transport.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { INestMicroservice } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
-import type { ConnectionRegistry } from '../connection.registry.js';
-import type { EarwaxTransport } from '../earwax.transport.js';
+import type { ConnectionRegistry } from '../registry/connection.registry.js';
+import type { EarwaxTransport } from '../transport/earwax.transport.js';
 import { EarwaxTestClient } from './earwax-test-client.js';
 import type { EarwaxTestLogger } from './earwax-test-logger.js';
 import type { EarwaxTestConnectOptions } from './interfaces/earwax-test-client-options.interface.js';

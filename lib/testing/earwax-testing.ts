@@ -7,7 +7,7 @@ import type {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { CustomTransportStrategy } from '@nestjs/microservices';
-import { EarwaxTransport } from '../earwax.transport.js';
+import { EarwaxTransport } from '../transport/earwax.transport.js';
 import { EarwaxTestLogger } from './earwax-test-logger.js';
 import { EarwaxTestServer } from './earwax-test-server.js';
 import type { EarwaxTestServerOptions } from './interfaces/earwax-test-server-options.interface.js';

@@ -4,7 +4,7 @@
  * claim a remote address, and a host that records disconnects.
  */
 import { Socket } from 'node:net';
-import type { ConnectionHost } from '../../lib/connection-context.js';
+import type { ConnectionHost } from '../../lib/connection/connection-context.js';
 import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
 
 /** A host that records the disconnects its contexts ask for. */

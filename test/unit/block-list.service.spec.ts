@@ -15,12 +15,12 @@ import {
   BlockListError,
   BlockListService,
   type BlockListChange,
-} from '../../lib/block-list.service.js';
+} from '../../lib/block-list/block-list.service.js';
 import {
   ConnectionContext,
   type ConnectionHost,
-} from '../../lib/connection-context.js';
-import { ConnectionRegistry } from '../../lib/connection.registry.js';
+} from '../../lib/connection/connection-context.js';
+import { ConnectionRegistry } from '../../lib/registry/connection.registry.js';
 
 /**
  * A host that records the disconnects the contexts ask of it. A ban only ever

@@ -8,7 +8,7 @@ import {
   jest,
 } from '@jest/globals';
 import { Logger } from '@nestjs/common';
-import { ClusterLifecycle } from '../../lib/adapters/cluster.lifecycle.js';
+import { ClusterLifecycle } from '../../lib/cluster/cluster.lifecycle.js';
 import {
   BlockListService,
   ClusterUnavailableError,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { CLUSTER_LIMITS } from '../../lib/adapters/cluster-limits.js';
+import { CLUSTER_LIMITS } from '../../lib/cluster/cluster-limits.js';
 import {
   decodeBan,
   decodeHeldCounts,

@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { Socket } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
-import type { ConnectionHost } from '../../lib/connection-context.js';
+import type { ConnectionHost } from '../../lib/connection/connection-context.js';
 
 /** A host that records what the contexts ask of it. */
 type RecordingHost = ConnectionHost & { disconnects: string[]; drains: number };

@@ -12,7 +12,7 @@ import {
   EarwaxEvent,
   EventNameError,
 } from '../../lib/index.js';
-import { EXTRA_METHOD } from '../../lib/constants.js';
+import { EXTRA_METHOD } from '../../lib/earwax.constants.js';
 
 function metadataOf(method: object) {
   return {

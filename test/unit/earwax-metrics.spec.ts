@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { describe, expect, it } from '@jest/globals';
 import { ReplaySubject } from 'rxjs';
-import type { AnyConnectionContext } from '../../lib/connection-context.js';
+import type { AnyConnectionContext } from '../../lib/connection/connection-context.js';
 import {
   type BlockReason,
   type DisconnectReason,

@@ -9,7 +9,7 @@ import {
 } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { filter, firstValueFrom, timeout } from 'rxjs';
-import { ClusterLifecycle } from '../../lib/adapters/cluster.lifecycle.js';
+import { ClusterLifecycle } from '../../lib/cluster/cluster.lifecycle.js';
 import {
   BlockListService,
   ConnectionRegistry,

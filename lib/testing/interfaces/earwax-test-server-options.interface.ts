@@ -1,5 +1,5 @@
 import type { INestMicroservice, LogLevel } from '@nestjs/common';
-import type { EarwaxTransport } from '../../earwax.transport.js';
+import type { EarwaxTransport } from '../../transport/earwax.transport.js';
 import type { EarwaxTransportOptions } from '../../interfaces/earwax-options.interface.js';
 
 /**

@@ -5,8 +5,8 @@ import {
   Optional,
 } from '@nestjs/common';
 // Value imports: the constructor's design:paramtypes metadata names them.
-import { BlockListService } from '../block-list.service.js';
-import { ConnectionRegistry } from '../connection.registry.js';
+import { BlockListService } from '../block-list/block-list.service.js';
+import { ConnectionRegistry } from '../registry/connection.registry.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
 import type { EarwaxAdapterHost } from './cluster.interfaces.js';
 import { EarwaxAdapter } from './earwax.adapter.js';

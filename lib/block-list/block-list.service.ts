@@ -9,11 +9,11 @@ import { type Observable, Subject } from 'rxjs';
 import type {
   SharedBan,
   SharedBanChange,
-} from './adapters/cluster.interfaces.js';
+} from '../cluster/cluster.interfaces.js';
 // Value imports (not `import type`): the constructor's design:paramtypes
 // metadata must name the classes for Nest to inject them.
-import { EarwaxAdapter } from './adapters/earwax.adapter.js';
-import { ConnectionRegistry } from './connection.registry.js';
+import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
+import { ConnectionRegistry } from '../registry/connection.registry.js';
 
 /**
  * Options of {@link BlockListService.ban}.

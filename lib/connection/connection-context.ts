@@ -4,32 +4,32 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { Writable } from 'node:stream';
-import type { ConnectionRegistry } from './connection.registry.js';
-import type { EarwaxListener } from './earwax.listener.js';
-import type { LineFramer } from './framing/line-framer.js';
-import type { PendingHandler } from './limits/handler-watch.js';
+import type { ConnectionRegistry } from '../registry/connection.registry.js';
+import type { EarwaxListener } from '../transport/earwax.listener.js';
+import type { LineFramer } from '../framing/line-framer.js';
+import type { PendingHandler } from '../limits/handler-watch.js';
 import type {
   InputRateLimiter,
   RateVerdict,
-} from './limits/input-rate-limiter.js';
+} from '../limits/input-rate-limiter.js';
 import type {
   TerminalInfo,
   WindowSize,
-} from './interfaces/telnet.interface.js';
-import { escapeIac } from './telnet/telnet-parser.js';
+} from '../interfaces/telnet.interface.js';
+import { escapeIac } from '../telnet/telnet-parser.js';
 import {
   assertBoolean,
   assertData,
   assertEncoding,
   assertText,
-} from './utils/send-arguments.js';
-import type { TelnetSession } from './telnet/telnet-session.js';
+} from '../utils/send-arguments.js';
+import type { TelnetSession } from '../telnet/telnet-session.js';
 import type {
   ConnectionAddress,
   ConnectionState,
   DisconnectReason,
   TlsDetails,
-} from './interfaces/connection.interface.js';
+} from '../interfaces/connection.interface.js';
 
 const CRLF = Buffer.from('\r\n');
 /** Encodings in which `'\r\n'` encodes to the two bytes CR LF. */

@@ -1,5 +1,5 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { EARWAX_DEFAULTS } from './constants.js';
+import { EARWAX_DEFAULTS } from '../earwax.constants.js';
 import type { TlsOptions } from 'node:tls';
 import type {
   ConnectionRateOptions,
@@ -9,15 +9,15 @@ import type {
   FramingMode,
   HandlerErrorPolicy,
   OverlongLinePolicy,
-} from './interfaces/earwax-options.interface.js';
+} from '../interfaces/earwax-options.interface.js';
 import { BlockList } from 'node:net';
-import { addAddressOrRange } from './block-list.service.js';
-import type { TelnetOptions } from './interfaces/telnet.interface.js';
-import type { InputRate } from './limits/input-rate-limiter.js';
+import { addAddressOrRange } from '../block-list/block-list.service.js';
+import type { TelnetOptions } from '../interfaces/telnet.interface.js';
+import type { InputRate } from '../limits/input-rate-limiter.js';
 import {
   answerAllowanceOf,
   type TelnetSettings,
-} from './telnet/telnet-session.js';
+} from '../telnet/telnet-session.js';
 
 /**
  * Every option of an `EarwaxTransport`, checked and with its default

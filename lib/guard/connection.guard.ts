@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ConnectionContext } from './connection-context.js';
+import type { ConnectionContext } from '../connection/connection-context.js';
 
 /**
  * Decides whether a new connection is admitted: the NestJS form of

@@ -8,20 +8,20 @@ import type {
   RemoteCommand,
   ServerSideEvent,
   SharedState,
-} from './adapters/cluster.interfaces.js';
+} from '../cluster/cluster.interfaces.js';
 // Value imports: the constructor's design:paramtypes metadata names the
 // adapter class for Nest to inject it, and the registry checks for the
 // default.
-import { CLUSTER_LIMITS, FORBIDDEN_KEY } from './adapters/cluster-limits.js';
-import { EarwaxAdapter } from './adapters/earwax.adapter.js';
-import { InMemoryAdapter } from './adapters/in-memory.adapter.js';
+import { CLUSTER_LIMITS, FORBIDDEN_KEY } from '../cluster/cluster-limits.js';
+import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
+import { InMemoryAdapter } from '../cluster/in-memory.adapter.js';
 import {
   ConnectionContext,
   type AnyConnectionContext,
   withCrlf,
-} from './connection-context.js';
-import type { DisconnectReason } from './interfaces/connection.interface.js';
-import { assertData, assertEncoding } from './utils/send-arguments.js';
+} from '../connection/connection-context.js';
+import type { DisconnectReason } from '../interfaces/connection.interface.js';
+import { assertData, assertEncoding } from '../utils/send-arguments.js';
 
 /**
  * Options of {@link ConnectionRegistry.broadcast}.

@@ -8,14 +8,14 @@ import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { StringDecoder } from 'node:string_decoder';
 import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
-import { BlockListService } from './block-list.service.js';
+import { BlockListService } from '../block-list/block-list.service.js';
 import {
   ConnectionContext,
   type AnyConnectionContext,
   type ConnectionHost,
-} from './connection-context.js';
-import type { ConnectionGuard } from './connection.guard.js';
-import { ConnectionRegistry } from './connection.registry.js';
+} from '../connection/connection-context.js';
+import type { ConnectionGuard } from '../guard/connection.guard.js';
+import { ConnectionRegistry } from '../registry/connection.registry.js';
 import {
   BUILT_IN_EVENTS,
   EARWAX_PATTERN_PREFIX,
@@ -23,36 +23,36 @@ import {
   EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
-} from './constants.js';
+} from '../earwax.constants.js';
 import { EarwaxListener, type ListenerSink } from './earwax.listener.js';
-import { EventNameError } from './errors.js';
-import { LineFramer } from './framing/line-framer.js';
-import { foreignProtocol } from './framing/protocol-sniffer.js';
-import { EarwaxMetrics } from './metrics/earwax-metrics.js';
-import type { DirectDispatcher } from './pipeline/direct-dispatch.js';
-import { HandlerChains } from './pipeline/handler-chains.js';
-import { isThenable } from './utils/is-thenable.js';
+import { EventNameError } from '../errors/event-name.error.js';
+import { LineFramer } from '../framing/line-framer.js';
+import { foreignProtocol } from '../framing/protocol-sniffer.js';
+import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
+import type { DirectDispatcher } from '../pipeline/direct-dispatch.js';
+import { HandlerChains } from '../pipeline/handler-chains.js';
+import { isThenable } from '../utils/is-thenable.js';
 import {
   ProxyHeaderParser,
   type ProxyParseResult,
-} from './proxy/proxy-protocol.js';
+} from '../proxy/proxy-protocol.js';
 import type {
   BlockReason,
   DisconnectReason,
-} from './interfaces/connection.interface.js';
+} from '../interfaces/connection.interface.js';
 import type {
   EarwaxMessages,
   EarwaxTransportOptions,
-} from './interfaces/earwax-options.interface.js';
-import { ConnectionLimits } from './limits/connection-limits.js';
-import { HandlerWatch } from './limits/handler-watch.js';
-import { IdleSweep } from './limits/idle-sweep.js';
-import { LogThrottle } from './limits/log-throttle.js';
+} from '../interfaces/earwax-options.interface.js';
+import { ConnectionLimits } from '../limits/connection-limits.js';
+import { HandlerWatch } from '../limits/handler-watch.js';
+import { IdleSweep } from '../limits/idle-sweep.js';
+import { LogThrottle } from '../limits/log-throttle.js';
 import {
   InputRateLimiter,
   type RateVerdict,
-} from './limits/input-rate-limiter.js';
-import { TelnetSession, type TelnetSettings } from './telnet/telnet-session.js';
+} from '../limits/input-rate-limiter.js';
+import { TelnetSession, type TelnetSettings } from '../telnet/telnet-session.js';
 import {
   resolveSettings,
   type ResolvedProxyProtocol,
