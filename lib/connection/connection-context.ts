@@ -1,80 +1,35 @@
-import { Logger } from '@nestjs/common';
+import type { Logger } from '@nestjs/common';
 import { BaseRpcContext } from '@nestjs/microservices';
-import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
-import type { Writable } from 'node:stream';
-import type { ConnectionRegistry } from '../registry/connection.registry.js';
-import type { EarwaxListener } from '../transport/earwax.listener.js';
-import type { LineFramer } from '../framing/line-framer.js';
-import type { PendingHandler } from '../limits/handler-watch.js';
-import type {
-  InputRateLimiter,
-  RateVerdict,
-} from '../limits/input-rate-limiter.js';
-import type {
-  TerminalInfo,
-  WindowSize,
-} from '../interfaces/telnet.interface.js';
-import { escapeIac } from '../telnet/telnet-parser.js';
-import {
-  assertBoolean,
-  assertData,
-  assertEncoding,
-  assertText,
-} from '../utils/send-arguments.js';
-import type { TelnetSession } from '../telnet/telnet-session.js';
 import type {
   ConnectionAddress,
   ConnectionState,
   DisconnectReason,
   TlsDetails,
 } from '../interfaces/connection.interface.js';
+import type {
+  TerminalInfo,
+  WindowSize,
+} from '../interfaces/telnet.interface.js';
+import {
+  assertBoolean,
+  assertData,
+  assertEncoding,
+  assertText,
+} from '../utils/send-arguments.js';
+import type { Connection } from './connection.js';
+import {
+  checkOutput,
+  writable,
+  writeBytesLine,
+  writePrompt,
+  writeRaw,
+  writeTextLine,
+} from './outbox.js';
 
-const CRLF = Buffer.from('\r\n');
-/** Encodings in which `'\r\n'` encodes to the two bytes CR LF. */
-const ASCII_COMPATIBLE = new Set<BufferEncoding>([
-  'utf8',
-  'utf-8',
-  'latin1',
-  'binary',
-  'ascii',
-]);
-/** Up to this size a line is copied to add its terminator; past it, writev. */
-const COPY_LIMIT = 16 * 1024;
-const IPV4_MAPPED = '::ffff:';
 const NO_ROOMS: ReadonlySet<string> = new Set<string>();
-
-/**
- * What a connection needs from the transport that owns it.
- *
- * @internal
- */
-export interface ConnectionHost {
-  encoding: BufferEncoding;
-  maxOutputBuffer: number;
-  /** `maxOutputBuffer` is below the socket's high-water mark. */
-  checkEveryWrite: boolean;
-  readonly registry: ConnectionRegistry;
-  /** A write was buffered past the high-water mark: start its deadline. */
-  awaitDrain(ctx: AnyConnectionContext): void;
-  disconnect(ctx: AnyConnectionContext, reason: DisconnectReason): void;
-  /** A connection's first chunk; `true` if it was handled (and ends it). */
-  firstInput(ctx: AnyConnectionContext, chunk: Buffer): boolean;
-  receive(ctx: AnyConnectionContext, data: Buffer | string): void;
-  receiveLine(
-    ctx: AnyConnectionContext,
-    chunk: Buffer,
-    start: number,
-    end: number,
-  ): void;
-  lineOverflow(ctx: AnyConnectionContext): void;
-  /** A chunk over the input rate's bytes: warns, or disconnects (`flood`). */
-  overRate(ctx: AnyConnectionContext, verdict: RateVerdict): void;
-  ended(ctx: AnyConnectionContext): void;
-  closed(ctx: AnyConnectionContext, hadError: boolean): void;
-  failed(ctx: AnyConnectionContext, err: Error): void;
-}
+// Set by the class's static block: the one way past its private field.
+let readConnection: (ctx: AnyConnectionContext) => Connection;
 
 /**
  * One client connection: what `@Ctx()` gives an `@EarwaxEvent` handler, and
@@ -108,123 +63,92 @@ export interface ConnectionHost {
 export class ConnectionContext<
   TData extends object = Record<string, unknown>,
 > extends BaseRpcContext<[Socket]> {
-  /** A unique id, stable for the life of the connection. */
-  readonly id: string = randomUUID();
+  readonly #connection: Connection;
+
   /**
-   * The remote end: as the socket reports it, or, on a listener with the
+   * Made by the connection it is the face of.
+   *
+   * @internal
+   */
+  constructor(connection: Connection) {
+    super([connection.medium.socket as Socket]);
+    this.#connection = connection;
+  }
+
+  /** `[socket]`: the connection's socket, as Nest's RPC contexts give it. */
+  override getArgs(): [Socket] {
+    return [this.socket];
+  }
+
+  /** The socket at index 0, as Nest's RPC contexts give it. */
+  override getArgByIndex(index: number): Socket {
+    return this.getArgs()[index];
+  }
+
+  /** A unique id, stable for the life of the connection. */
+  get id(): string {
+    return this.#connection.id;
+  }
+
+  /**
+   * The remote end: as the medium reports it, or, on a listener with the
    * PROXY protocol, the real client the proxy announced.
    */
-  readonly address: ConnectionAddress;
+  get address(): ConnectionAddress {
+    return this.#connection.address;
+  }
+
   /**
    * The remote IP address (the real client's behind a PROXY-protocol
    * proxy); an IPv4-mapped IPv6 address (`::ffff:203.0.113.9`) is given in
    * its IPv4 form. Block lists, per-address limits and log names use it.
    */
-  readonly hostname: string;
+  get hostname(): string {
+    return this.#connection.hostname;
+  }
+
   /** The remote port (the real client's behind a PROXY-protocol proxy). */
-  readonly port: number;
+  get port(): number {
+    return this.#connection.port;
+  }
+
   /**
    * The proxy the connection came through, on a listener with the PROXY
-   * protocol (the socket's own remote end); `undefined` otherwise.
+   * protocol (the medium's own remote end); `undefined` otherwise.
    */
-  readonly proxy: ConnectionAddress | undefined = undefined;
+  get proxy(): ConnectionAddress | undefined {
+    return this.#connection.proxy;
+  }
+
   /** When the connection was accepted (ms since the epoch). */
-  readonly connectedAt = Date.now();
+  get connectedAt(): number {
+    return this.#connection.connectedAt;
+  }
+
   /**
    * The name of the listener the connection came in on (`'default'` for a
    * transport without `listeners`).
    */
-  readonly listener: string;
+  get listener(): string {
+    return this.#connection.listener.name;
+  }
+
   /** Where the connection is in its life. */
-  state: ConnectionState = 'pending';
+  get state(): ConnectionState {
+    return this.#connection.state;
+  }
+
   /** Why the connection ended, once it has. */
-  disconnectReason?: DisconnectReason;
-
-  /** @internal */ framer: LineFramer | null = null;
-  /** @internal Events waiting behind a running handler: name, data, ... */
-  queue: unknown[] | null = null;
-  /** @internal */ busy = false;
-  /**
-   * @internal The handler the connection's next events wait for, while one
-   * has returned a promise that has not settled.
-   */
-  waiting: PendingHandler | null = null;
-  /**
-   * @internal Cleared once a connection that is no longer open gave up on
-   * a handler: its remaining events then run without waiting.
-   */
-  waitsForHandlers = true;
-  /** @internal */ inputPaused = false;
-  /** @internal */ lastError: Error | undefined = undefined;
-  /** @internal */ lingerTimer: NodeJS.Timeout | undefined = undefined;
-  /** @internal Armed while output waits above the high-water mark. */
-  drainTimer: NodeJS.Timeout | undefined = undefined;
-  /**
-   * @internal Set by every input event (a line, a raw chunk, a telnet
-   * event), not by bytes; read and cleared by the idle sweep.
-   */
-  inputSeen = false;
-  /** @internal The first chunk has been read (and sniffed). */
-  chunkSeen = false;
-  /** @internal When the idle sweep last saw input; 0 before any. */
-  lastInputAt = 0;
-  /** @internal */ rateLimiter: InputRateLimiter | null = null;
-  /** @internal The rooms this connection is in; kept by the registry. */
-  roomSet: Set<string> | null = null;
-  /** @internal Counted in the per-address limits (under `hostname`). */
-  held = false;
-  /** @internal The connection's telnet, in telnet mode. */
-  telnet: TelnetSession | null = null;
-  /**
-   * @internal Where output goes: the socket, or the compressor in front of
-   * it once MCCP2 is on.
-   */
-  out: Writable;
-
-  private _logger: Logger | undefined;
-  private _data: TData | undefined;
+  get disconnectReason(): DisconnectReason | undefined {
+    return this.#connection.disconnectReason;
+  }
 
   /**
-   * The connection's socket: a `TLSSocket` once a TLS listener's handshake
-   * is done.
+   * The connection's socket, on a TCP listener: a `TLSSocket` once a TLS
+   * listener's handshake is done.
    */
-  readonly socket: Socket;
-  /**
-   * @internal The accepted TCP socket: under TLS, the one the TLS socket
-   * wraps (what a reset goes through).
-   */
-  readonly tcp: Socket;
-  /** @internal */ readonly host: ConnectionHost;
-  /** @internal The listener it came in on. */
-  readonly via: EarwaxListener | undefined;
-  /**
-   * @internal On a TLS listener until the handshake is done: nothing may be
-   * written in the clear.
-   */
-  tlsPending: boolean;
-
-  /**
-   * Made by the transport for each accepted socket.
-   *
-   * @internal
-   */
-  constructor(socket: Socket, host: ConnectionHost, via?: EarwaxListener) {
-    super([socket]);
-    this.socket = socket;
-    this.tcp = socket;
-    this.out = socket;
-    this.host = host;
-    this.via = via;
-    this.listener = via?.name ?? 'default';
-    this.tlsPending = via?.isTls ?? false;
-    const address = socket.remoteAddress ?? '';
-    this.address = {
-      address,
-      port: socket.remotePort ?? 0,
-      family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
-    this.hostname = unmapIPv4(address);
-    this.port = this.address.port;
+  get socket(): Socket {
+    return this.#connection.medium.socket as Socket;
   }
 
   /**
@@ -232,12 +156,12 @@ export class ConnectionContext<
    * `[::1]:51234`). Made on first use and freed with the connection.
    */
   get logger(): Logger {
-    return (this._logger ??= new Logger(this.toString()));
+    return this.#connection.logger;
   }
 
   /** Whether the connection is admitted and not yet disconnecting. */
   get isOpen(): boolean {
-    return this.state === 'open';
+    return this.#connection.state === 'open';
   }
 
   /**
@@ -246,38 +170,20 @@ export class ConnectionContext<
    * still there in `on_disconnect`.
    */
   get data(): TData {
-    return (this._data ??= {} as TData);
+    return (this.#connection.data ??= {}) as TData;
   }
   set data(value: TData) {
-    this._data = value;
+    this.#connection.data = value;
   }
 
   /** TLS details, on a TLS listener; `undefined` on a plain one. */
   get tls(): TlsDetails | undefined {
-    const socket = this.socket;
-    if (!(socket instanceof TLSSocket)) return undefined;
-    const peer = socket.getPeerCertificate();
-    const servername = (socket as { servername?: string | false }).servername;
-    const error = socket.authorizationError as Error | string | null;
-    return {
-      protocol: socket.getProtocol() ?? undefined,
-      cipher: socket.getCipher()?.name,
-      servername: servername || undefined,
-      authorized: socket.authorized,
-      authorizationError:
-        error === null || error === undefined
-          ? undefined
-          : error instanceof Error
-            ? error.message
-            : String(error),
-      peerCertificate:
-        peer !== null && Object.keys(peer).length > 0 ? peer : undefined,
-    };
+    return this.#connection.medium.tls();
   }
 
   /** Whether the connection speaks telnet (the transport's `telnet` mode). */
   get isTelnet(): boolean {
-    return this.telnet !== null;
+    return this.#connection.telnet !== null;
   }
 
   /**
@@ -286,12 +192,12 @@ export class ConnectionContext<
    * (CHARSET, else MTTS: UTF-8, or ISO-8859-1 as the fallback).
    */
   get encoding(): BufferEncoding {
-    return this.telnet?.encoding ?? this.host.encoding;
+    return this.#connection.encoding;
   }
 
   /** The client's window size (telnet NAWS), once it has sent one. */
   get windowSize(): WindowSize | undefined {
-    return this.telnet?.windowSize;
+    return this.#connection.telnet?.windowSize;
   }
 
   /**
@@ -300,7 +206,7 @@ export class ConnectionContext<
    * reader); `undefined` outside telnet mode.
    */
   get terminal(): TerminalInfo | undefined {
-    return this.telnet?.terminal;
+    return this.#connection.telnet?.terminal;
   }
 
   /**
@@ -314,8 +220,11 @@ export class ConnectionContext<
    */
   echo(on: boolean): boolean {
     assertBoolean('echo', 'on', on);
-    if (this.telnet === null || !this.writable('echo')) return false;
-    return this.telnet.setEcho(on);
+    const connection = this.#connection;
+    if (connection.telnet === null || !writable(connection, 'echo')) {
+      return false;
+    }
+    return connection.telnet.setEcho(on);
   }
 
   /**
@@ -329,23 +238,9 @@ export class ConnectionContext<
    */
   sendPrompt(text: string): boolean {
     assertText('sendPrompt', 'text', text);
-    if (!this.writable('sendPrompt')) return false;
-    const out = this.out;
-    const encoding = this.encoding;
-    const end = this.telnet?.promptEnd();
-    out.cork();
-    let ok = true;
-    try {
-      if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
-        out.write(escapeIac(Buffer.from(text, encoding)));
-      } else {
-        out.write(text, encoding);
-      }
-      if (end !== undefined) ok = out.write(end);
-    } finally {
-      out.uncork();
-    }
-    return this.checkOutput(ok);
+    const connection = this.#connection;
+    if (!writable(connection, 'sendPrompt')) return false;
+    return checkOutput(connection, writePrompt(connection, text));
   }
 
   /**
@@ -360,13 +255,16 @@ export class ConnectionContext<
    */
   sendGmcp(pkg: string, data?: unknown): boolean {
     assertText('sendGmcp', 'pkg', pkg);
-    if (this.telnet === null || !this.writable('sendGmcp')) return false;
-    return this.telnet.sendGmcp(pkg, data);
+    const connection = this.#connection;
+    if (connection.telnet === null || !writable(connection, 'sendGmcp')) {
+      return false;
+    }
+    return connection.telnet.sendGmcp(pkg, data);
   }
 
   /** The rooms this connection is in (see `ConnectionRegistry.join`). */
   get rooms(): ReadonlySet<string> {
-    return this.roomSet ?? NO_ROOMS;
+    return this.#connection.rooms ?? NO_ROOMS;
   }
 
   /**
@@ -378,7 +276,7 @@ export class ConnectionContext<
    *   no longer open).
    */
   join(room: string): boolean {
-    return this.host.registry.join(this, room);
+    return this.#connection.owner.rooms.join(this, room);
   }
 
   /**
@@ -388,7 +286,7 @@ export class ConnectionContext<
    * @returns Whether it was in the room.
    */
   leave(room: string): boolean {
-    return this.host.registry.leave(this, room);
+    return this.#connection.owner.rooms.leave(this, room);
   }
 
   /**
@@ -401,8 +299,12 @@ export class ConnectionContext<
    */
   sendString(text: string): boolean {
     assertText('sendString', 'text', text);
-    if (!this.writable('sendString')) return false;
-    return this.checkOutput(this.writeTextLine(text, this.encoding));
+    const connection = this.#connection;
+    if (!writable(connection, 'sendString')) return false;
+    return checkOutput(
+      connection,
+      writeTextLine(connection, text, connection.encoding),
+    );
   }
 
   /**
@@ -420,20 +322,14 @@ export class ConnectionContext<
   sendBytes(data: Uint8Array | string, encoding?: BufferEncoding): boolean {
     assertData('sendBytes', data);
     assertEncoding('sendBytes', encoding);
-    if (!this.writable('sendBytes')) return false;
-    let ok: boolean;
-    if (typeof data === 'string') {
-      ok = this.writeTextLine(data, encoding ?? this.encoding);
-    } else {
-      // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
-      const bytes = this.telnet !== null ? escapeIac(data) : data;
-      ok =
-        bytes.length <= COPY_LIMIT
-          ? // One small copy and one write beat a corked two-buffer writev.
-            this.out.write(withCrlf(bytes))
-          : this.writeCorked(bytes, CRLF);
-    }
-    return this.checkOutput(ok);
+    const connection = this.#connection;
+    if (!writable(connection, 'sendBytes')) return false;
+    return checkOutput(
+      connection,
+      typeof data === 'string'
+        ? writeTextLine(connection, data, encoding ?? connection.encoding)
+        : writeBytesLine(connection, data),
+    );
   }
 
   /**
@@ -446,18 +342,9 @@ export class ConnectionContext<
    */
   sendRaw(data: Uint8Array | string): boolean {
     assertData('sendRaw', data);
-    if (!this.writable('sendRaw')) return false;
-    if (this.telnet !== null) {
-      // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
-      const bytes =
-        typeof data === 'string' ? Buffer.from(data, this.encoding) : data;
-      return this.checkOutput(this.out.write(escapeIac(bytes)));
-    }
-    return this.checkOutput(
-      typeof data === 'string'
-        ? this.out.write(data, this.host.encoding)
-        : this.out.write(data),
-    );
+    const connection = this.#connection;
+    if (!writable(connection, 'sendRaw')) return false;
+    return checkOutput(connection, writeRaw(connection, data));
   }
 
   /**
@@ -471,117 +358,27 @@ export class ConnectionContext<
    * @param reason Why; `kicked` unless given.
    */
   disconnect(reason: DisconnectReason = 'kicked'): void {
-    this.host.disconnect(this, reason);
-  }
-
-  /**
-   * @internal Writes telnet protocol bytes as they are (already escaped),
-   * under the slow-consumer policy.
-   */
-  writeProtocol(bytes: Buffer): boolean {
-    if (!this.writable('telnet')) return false;
-    return this.checkOutput(this.out.write(bytes));
-  }
-
-  /**
-   * @internal The real client, from a PROXY protocol header: becomes
-   * `address`, `hostname` and `port`; the socket's own end becomes `proxy`.
-   */
-  setProxiedRemote(address: string, port: number, family: 'IPv4' | 'IPv6') {
-    const self = this as {
-      -readonly [K in 'address' | 'hostname' | 'port' | 'proxy']: this[K];
-    };
-    self.proxy = this.address;
-    self.address = { address, port, family };
-    self.hostname = unmapIPv4(address);
-    self.port = port;
-    this._logger = undefined;
-  }
-
-  /**
-   * @internal The TLS handshake is done: from now on the connection is the
-   * TLS socket over the TCP one.
-   */
-  secure(tls: TLSSocket): void {
-    (this as { -readonly [K in 'socket']: this[K] }).socket = tls;
-    this.out = tls;
-    this.args[0] = tls;
-    this.tlsPending = false;
-  }
-
-  /** @internal A line from the framer. */
-  onLine(chunk: Buffer, start: number, end: number): void {
-    this.host.receiveLine(this, chunk, start, end);
-  }
-
-  /** @internal The framer's line-length overflow. */
-  onOverflow(): void {
-    this.host.lineOverflow(this);
+    this.#connection.disconnect(reason);
   }
 
   /** `hostname:port`, with an IPv6 hostname in brackets. */
   override toString(): string {
-    return this.hostname.includes(':')
-      ? `[${this.hostname}]:${this.port}`
-      : `${this.hostname}:${this.port}`;
+    return this.#connection.toString();
   }
 
-  /** Writes text and an ASCII `\r\n`, in one write where the encoding allows. */
-  private writeTextLine(text: string, encoding: BufferEncoding): boolean {
-    if (this.telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
-      // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
-      return this.writeCorked(escapeIac(Buffer.from(text, encoding)), CRLF);
-    }
-    if (ASCII_COMPATIBLE.has(encoding)) {
-      return this.out.write(text + '\r\n', encoding);
-    }
-    return this.writeCorked(Buffer.from(text, encoding), CRLF);
+  static {
+    readConnection = (ctx) => ctx.#connection;
   }
+}
 
-  /**
-   * Writes two buffers as one writev. The stream is uncorked whatever
-   * happens, so a write that throws cannot hold back later output.
-   */
-  private writeCorked(first: Uint8Array, second: Uint8Array): boolean {
-    const out = this.out;
-    out.cork();
-    try {
-      out.write(first);
-      return out.write(second);
-    } finally {
-      out.uncork();
-    }
-  }
-
-  private writable(what: string): boolean {
-    // `writable` is already false once the socket is ending, ended,
-    // destroyed or errored: one getter per send.
-    const out = this.out;
-    if (
-      out.writable &&
-      (out === this.socket || this.socket.writable) &&
-      !this.tlsPending
-    ) {
-      return true;
-    }
-    this.logger.debug(`${what} ignored: the connection is closed.`);
-    return false;
-  }
-
-  /**
-   * Applies the slow-consumer policy after a write: `ok` is what
-   * `socket.write` returned (false once output is above the high-water mark),
-   * so a reading peer costs no further check.
-   */
-  private checkOutput(ok: boolean): boolean {
-    if (ok && !this.host.checkEveryWrite) return true;
-    if (this.out.writableLength > this.host.maxOutputBuffer) {
-      this.host.disconnect(this, 'slow_consumer');
-      return false;
-    }
-    if (!ok && this.drainTimer === undefined) this.host.awaitDrain(this);
-    return true;
-  }
+/**
+ * The connection behind a context: for the registry, block list, metrics
+ * and transport, never for handlers.
+ *
+ * @internal
+ */
+export function connectionOf(ctx: AnyConnectionContext): Connection {
+  return readConnection(ctx);
 }
 
 /**
@@ -591,28 +388,3 @@ export class ConnectionContext<
  * @publicApi
  */
 export type AnyConnectionContext = ConnectionContext<object>;
-
-/**
- * An IPv4-mapped IPv6 address (`::ffff:203.0.113.9`) in its IPv4 form; any
- * other address as it is.
- *
- * @internal
- */
-export function unmapIPv4(address: string): string {
-  return address.startsWith(IPV4_MAPPED)
-    ? address.slice(IPV4_MAPPED.length)
-    : address;
-}
-
-/**
- * A copy of `bytes` with `\r\n` after it: a line ready to write.
- *
- * @internal
- */
-export function withCrlf(bytes: Uint8Array): Buffer {
-  const line = Buffer.allocUnsafe(bytes.length + 2);
-  line.set(bytes);
-  line[bytes.length] = 0x0d;
-  line[bytes.length + 1] = 0x0a;
-  return line;
-}

@@ -1,4 +1,4 @@
-import type { AnyConnectionContext } from '../connection/connection-context.js';
+import type { ConnectionState } from '../interfaces/connection.interface.js';
 
 /**
  * A handler of a connection that has not finished yet: what the
@@ -25,6 +25,16 @@ export interface PendingHandler {
 export const LEFT_HANDLER_GRACE = 1000;
 
 /**
+ * What the watch reads and writes of a connection.
+ *
+ * @internal
+ */
+export interface WatchedConnection {
+  readonly state: ConnectionState;
+  waiting: PendingHandler | null;
+}
+
+/**
  * Watches the handlers that returned a promise, for every connection of a
  * transport, with one timer: `handlerTimeout` on open connections, and the
  * grace after which a connection that is no longer open stops waiting. Only
@@ -35,13 +45,13 @@ export const LEFT_HANDLER_GRACE = 1000;
  *
  * @internal
  */
-export class HandlerWatch {
+export class HandlerWatch<T extends WatchedConnection = WatchedConnection> {
   /**
    * How long a connection that is no longer open waits for its running
    * handler: `LEFT_HANDLER_GRACE`, or `handlerTimeout` if shorter.
    */
   readonly grace: number;
-  private readonly running = new Set<AnyConnectionContext>();
+  private readonly running = new Set<T>();
   private timer: NodeJS.Timeout | undefined;
 
   /**
@@ -53,8 +63,8 @@ export class HandlerWatch {
    */
   constructor(
     private readonly timeout: number | false,
-    private readonly overdue: (ctx: AnyConnectionContext) => void,
-    private readonly abandon: (ctx: AnyConnectionContext) => void,
+    private readonly overdue: (ctx: T) => void,
+    private readonly abandon: (ctx: T) => void,
   ) {
     this.grace = Math.min(
       timeout === false ? Infinity : timeout,
@@ -63,7 +73,7 @@ export class HandlerWatch {
   }
 
   /** The connection waits for its handler of `event` from now on. */
-  wait(ctx: AnyConnectionContext, event: string): PendingHandler {
+  wait(ctx: T, event: string): PendingHandler {
     const pending: PendingHandler = { event, seenAt: 0, overdue: false };
     ctx.waiting = pending;
     this.running.add(ctx);
@@ -71,7 +81,7 @@ export class HandlerWatch {
   }
 
   /** The connection no longer waits for a handler. */
-  done(ctx: AnyConnectionContext): void {
+  done(ctx: T): void {
     ctx.waiting = null;
     this.running.delete(ctx);
   }
@@ -92,8 +102,8 @@ export class HandlerWatch {
     if (this.running.size === 0) return;
     const now = Date.now();
     const { timeout, grace } = this;
-    const late: AnyConnectionContext[] = [];
-    const left: AnyConnectionContext[] = [];
+    const late: T[] = [];
+    const left: T[] = [];
     for (const ctx of this.running) {
       const pending = ctx.waiting;
       if (pending === null) continue;

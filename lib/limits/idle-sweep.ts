@@ -1,4 +1,18 @@
-import type { AnyConnectionContext } from '../connection/connection-context.js';
+import type { ConnectionState } from '../interfaces/connection.interface.js';
+
+/**
+ * What the sweep reads and writes of a connection.
+ *
+ * @internal
+ */
+export interface IdleTracked {
+  readonly state: ConnectionState;
+  readonly connectedAt: number;
+  /** Set by every input event, cleared by the sweep. */
+  inputSeen: boolean;
+  /** When the sweep last saw input; 0 before any. */
+  lastInputAt: number;
+}
 
 /**
  * The idle and first-input timeouts of one transport, checked by one timer
@@ -9,7 +23,7 @@ import type { AnyConnectionContext } from '../connection/connection-context.js';
  *
  * @internal
  */
-export class IdleSweep {
+export class IdleSweep<T extends IdleTracked = IdleTracked> {
   private timer: NodeJS.Timeout | undefined;
 
   /**
@@ -20,11 +34,11 @@ export class IdleSweep {
   constructor(
     private readonly idleTimeout: number | false,
     private readonly firstInputTimeout: number | false,
-    private readonly drop: (ctx: AnyConnectionContext, why: string) => void,
+    private readonly drop: (ctx: T, why: string) => void,
   ) {}
 
   /** Starts sweeping `connections` (a live view); does nothing if no timeout is set. */
-  start(connections: Iterable<AnyConnectionContext>): void {
+  start(connections: Iterable<T>): void {
     const shortest = Math.min(
       this.idleTimeout === false ? Infinity : this.idleTimeout,
       this.firstInputTimeout === false ? Infinity : this.firstInputTimeout,
@@ -40,7 +54,7 @@ export class IdleSweep {
     this.timer = undefined;
   }
 
-  private sweep(connections: Iterable<AnyConnectionContext>): void {
+  private sweep(connections: Iterable<T>): void {
     const { idleTimeout, firstInputTimeout } = this;
     const now = Date.now();
     for (const ctx of connections) {

@@ -1,7 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Socket } from 'node:net';
 import type { Observable } from 'rxjs';
-import type { AnyConnectionContext } from '../connection/connection-context.js';
 import {
   BLOCK_REASONS,
   type BlockReason,
@@ -99,6 +97,16 @@ export interface MetricsSource {
 const LISTENING = 'listening';
 
 /**
+ * The byte counts of one connection's medium, on the wire.
+ *
+ * @internal
+ */
+export interface WireCounts {
+  readonly bytesRead: number;
+  readonly bytesWritten?: number;
+}
+
+/**
  * Counters and gauges of Earwax transports, for Prometheus, OpenTelemetry or
  * anything else that can read a plain object: `EarwaxModule` provides one
  * for the application, fed by every `EarwaxTransport` it runs; a transport
@@ -176,7 +184,7 @@ export class EarwaxMetrics {
    * accepted on: their bytes are read live. Kept because a TLS connection's
    * `ctx.socket` becomes the TLS socket, which counts decrypted bytes.
    */
-  private readonly sockets = new Map<AnyConnectionContext, Socket>();
+  private readonly sockets = new Map<object, WireCounts>();
   private readonly sources = new Set<MetricsSource>();
 
   /**
@@ -277,13 +285,15 @@ export class EarwaxMetrics {
   }
 
   /**
-   * A transport took in a connection, on its TCP socket.
+   * A transport took in a connection.
    *
+   * @param connection The connection, as a key.
+   * @param wire Its byte counts on the wire (the TCP socket's, under TLS).
    * @internal
    */
-  opened(ctx: AnyConnectionContext): void {
+  opened(connection: object, wire: WireCounts): void {
     this.accepted++;
-    this.sockets.set(ctx, ctx.socket);
+    this.sockets.set(connection, wire);
   }
 
   /**
@@ -292,10 +302,10 @@ export class EarwaxMetrics {
    *
    * @internal
    */
-  closed(ctx: AnyConnectionContext): void {
-    const socket = this.sockets.get(ctx);
+  closed(connection: object): void {
+    const socket = this.sockets.get(connection);
     if (socket === undefined) return;
-    this.sockets.delete(ctx);
+    this.sockets.delete(connection);
     this.releasedBytesReceived += socket.bytesRead;
     this.releasedBytesSent += socket.bytesWritten ?? 0;
   }

@@ -17,9 +17,10 @@ import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
 import { InMemoryAdapter } from '../cluster/in-memory.adapter.js';
 import {
   ConnectionContext,
+  connectionOf,
   type AnyConnectionContext,
-  withCrlf,
 } from '../connection/connection-context.js';
+import { withCrlf } from '../connection/outbox.js';
 import type { DisconnectReason } from '../interfaces/connection.interface.js';
 import { assertData, assertEncoding } from '../utils/send-arguments.js';
 
@@ -169,7 +170,8 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    */
   join(ctx: AnyConnectionContext, room: string): boolean {
     if (this.connections.get(ctx.id) !== ctx) return false;
-    const rooms = (ctx.roomSet ??= new Set());
+    const connection = connectionOf(ctx);
+    const rooms = (connection.rooms ??= new Set());
     if (rooms.has(room)) return false;
     rooms.add(room);
     let members = this.roomMembers.get(room);
@@ -187,7 +189,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * @returns Whether it was a member.
    */
   leave(ctx: AnyConnectionContext, room: string): boolean {
-    if (!ctx.roomSet?.delete(room)) return false;
+    if (!connectionOf(ctx).rooms?.delete(room)) return false;
     const members = this.roomMembers.get(room);
     if (members) {
       members.delete(ctx);
@@ -531,7 +533,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
     if (this.connections.delete(ctx.id) && this.peers !== null) {
       this.peers.presenceRemoved(ctx.id);
     }
-    const rooms = ctx.roomSet;
+    const rooms = connectionOf(ctx).rooms;
     if (rooms === null) return;
     for (const room of rooms) {
       const members = this.roomMembers.get(room);

@@ -10,13 +10,15 @@ import {
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
+import type { ListenerInfo } from '../connection/connection-settings.js';
+import type { TelnetSettings } from '../telnet/telnet-session.js';
 import type { ResolvedListener } from './transport-settings.js';
 
 /** A TLS handshake's deadline unless the `tls` options set one. */
 const HANDSHAKE_TIMEOUT = 10_000;
 
 /**
- * What a listener hands its transport.
+ * Where a listener hands what it accepts (the transport's admission).
  *
  * @internal
  */
@@ -38,7 +40,7 @@ export interface ListenerSink {
  *
  * @internal
  */
-export class EarwaxListener {
+export class EarwaxListener implements ListenerInfo {
   readonly server: NetServer;
   private readonly tlsEngine: TlsServer | undefined;
 
@@ -68,6 +70,10 @@ export class EarwaxListener {
 
   get name(): string {
     return this.settings.name;
+  }
+
+  get telnet(): TelnetSettings | null {
+    return this.settings.telnet;
   }
 
   get isTls(): boolean {

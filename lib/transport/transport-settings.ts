@@ -1,14 +1,12 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { EARWAX_DEFAULTS } from '../earwax.constants.js';
 import type { TlsOptions } from 'node:tls';
+import type { ConnectionSettings } from '../connection/connection-settings.js';
 import type {
   ConnectionRateOptions,
   EarwaxListenerOptions,
-  EarwaxMessages,
   EarwaxTransportOptions,
-  FramingMode,
   HandlerErrorPolicy,
-  OverlongLinePolicy,
 } from '../interfaces/earwax-options.interface.js';
 import { BlockList } from 'node:net';
 import { addAddressOrRange } from '../block-list/block-list.service.js';
@@ -25,42 +23,21 @@ import {
  *
  * @internal
  */
-export interface TransportSettings {
-  host: string;
-  port: number;
-  backlog: number;
-  ipv6Only: boolean;
-  reusePort: boolean;
+export interface TransportSettings extends ConnectionSettings {
   noDelay: boolean;
   keepAlive: false | number;
-  framing: FramingMode;
-  encoding: BufferEncoding | undefined;
-  maxLineLength: number;
-  overlongLinePolicy: OverlongLinePolicy;
-  deliverPartialLineOnEnd: boolean;
-  maxOutputBuffer: number;
-  writeTimeout: number;
   maxConnections: number;
   maxConnectionsPerIp: number | false;
   connectionRate: ConnectionRateOptions | RateLimiterAbstract | false;
   idleTimeout: number | false;
   firstInputTimeout: number | false;
-  inputRate: InputRate | null;
   blockList: readonly string[];
-  sniffProtocols: boolean;
-  proxyProtocol: ResolvedProxyProtocol | null;
-  telnet: TelnetSettings | null;
   /** The listeners, in order; one named `'default'` without `listeners`. */
   listeners: ResolvedListener[];
-  messages: EarwaxMessages;
-  maxQueuedEvents: number;
-  handlerErrorPolicy: HandlerErrorPolicy;
   handlerTimeout: number | false;
   handlerTimeoutPolicy: HandlerErrorPolicy;
-  logConnections: boolean;
   refusalLogInterval: number | false;
   closeTimeout: number;
-  lingerTimeout: number;
 }
 
 /**
@@ -81,11 +58,6 @@ export function resolveSettings(
   const proxyProtocol = resolveProxyProtocol(options.proxyProtocol);
   const telnet = resolveTelnet(options.telnet);
   return {
-    host: options.host ?? d.host,
-    port: options.port ?? d.port,
-    backlog: options.backlog ?? d.backlog,
-    ipv6Only: options.ipv6Only ?? false,
-    reusePort: options.reusePort ?? false,
     noDelay: options.noDelay ?? true,
     keepAlive: options.keepAlive ?? false,
     framing: options.framing ?? 'line',
@@ -131,8 +103,6 @@ export function resolveSettings(
     inputRate: resolveInputRate(options.inputRate, maxLineLength),
     blockList: options.blockList ?? [],
     sniffProtocols: options.sniffProtocols ?? true,
-    proxyProtocol,
-    telnet,
     listeners: resolveListeners(options, proxyProtocol, telnet),
     messages: {
       ...d.messages,

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import type { AnyConnectionContext, EarwaxTransport } from '../../lib/index.js';
+import { connectionOf } from '../../lib/connection/connection-context.js';
 import { Waiters } from './waiters.js';
 
 /** What one server-side connection holds in memory at one moment. */
@@ -127,9 +128,10 @@ export class ServerBufferGauge {
       this.failure ??= err as Error;
       return;
     }
-    const out = ctx?.out;
+    const connection = ctx === undefined ? undefined : connectionOf(ctx);
+    const out = connection?.out;
     const inputBytes = socket.readableLength + pending;
-    const queuedEvents = (ctx?.queue?.length ?? 0) / 2;
+    const queuedEvents = (connection?.queue?.length ?? 0) / 2;
     const outputBytes =
       socket.writableLength +
       (out !== undefined && out !== socket ? out.writableLength : 0);
@@ -158,7 +160,7 @@ export class ServerBufferGauge {
  * renamed rather than reading zero.
  */
 function pendingLineBytes(ctx: AnyConnectionContext | undefined): number {
-  const framer = ctx?.framer;
+  const framer = ctx === undefined ? undefined : connectionOf(ctx).framer;
   if (!framer) return 0;
   const pending = (framer as unknown as { pendingLength?: unknown })
     .pendingLength;

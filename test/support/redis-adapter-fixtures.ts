@@ -3,48 +3,41 @@
  * (cluster-adapter, in-memory-adapter): contexts on unconnected sockets that
  * claim a remote address, and a host that records disconnects.
  */
-import { Socket } from 'node:net';
-import type { ConnectionHost } from '../../lib/connection/connection-context.js';
-import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
+import { Writable } from 'node:stream';
+import type { ConnectionContext } from '../../lib/index.js';
+import { ConnectionRegistry } from '../../lib/index.js';
+import {
+  recordingOwner,
+  testConnection,
+  TestMedium,
+  type RecordingOwner,
+} from './test-connection.js';
 
-/** A host that records the disconnects its contexts ask for. */
-export type RecordingHost = ConnectionHost & { disconnects: string[] };
+/** An owner that records the disconnects its contexts ask for. */
+export type RecordingHost = RecordingOwner;
 
-/** A connection host for contexts made without a transport. */
+/** A connection owner for contexts made without a transport. */
 export function recordingHost(
   registry = new ConnectionRegistry(),
 ): RecordingHost {
-  const disconnects: string[] = [];
-  return {
-    disconnects,
-    encoding: 'utf8',
-    maxOutputBuffer: 1024,
-    checkEveryWrite: true,
-    registry,
-    awaitDrain: () => undefined,
-    firstInput: () => false,
-    disconnect: (ctx, reason) => void disconnects.push(`${ctx.id}:${reason}`),
-    receive: () => undefined,
-    receiveLine: () => undefined,
-    lineOverflow: () => undefined,
-    overRate: () => undefined,
-    ended: () => undefined,
-    closed: () => undefined,
-    failed: () => undefined,
-  };
+  return recordingOwner(registry);
 }
 
-/** A context on an unconnected socket that claims a remote address. */
+/** An output that is already closed, as an unconnected socket's. */
+export function closedOutput(): Writable {
+  const output = new Writable({ write: (_chunk, _encoding, done) => done() });
+  output.destroy();
+  return output;
+}
+
+/** A context on a closed test medium that claims a remote address. */
 export function fakeContext(
-  host: ConnectionHost,
+  host: RecordingHost,
   remote = '203.0.113.9',
   port = 5000,
 ): ConnectionContext {
-  const socket = new Socket();
-  Object.defineProperty(socket, 'remoteAddress', { value: remote });
-  Object.defineProperty(socket, 'remotePort', { value: port });
-  Object.defineProperty(socket, 'remoteFamily', {
-    value: remote.includes(':') ? 'IPv6' : 'IPv4',
-  });
-  return new ConnectionContext(socket, host);
+  return testConnection({
+    owner: host,
+    medium: new TestMedium(closedOutput(), remote, port),
+  }).ctx;
 }

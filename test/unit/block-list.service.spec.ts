@@ -9,41 +9,42 @@ import {
 } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import { Socket } from 'node:net';
 import { filter, firstValueFrom, timeout, toArray } from 'rxjs';
 import {
   BlockListError,
   BlockListService,
   type BlockListChange,
 } from '../../lib/block-list/block-list.service.js';
-import {
-  ConnectionContext,
-  type ConnectionHost,
-} from '../../lib/connection/connection-context.js';
+import type { ConnectionContext } from '../../lib/connection/connection-context.js';
 import { ConnectionRegistry } from '../../lib/registry/connection.registry.js';
+import { closedOutput } from '../support/redis-adapter-fixtures.js';
+import {
+  recordingOwner,
+  testConnection,
+  TestMedium,
+  type RecordingOwner,
+} from '../support/test-connection.js';
 
-/**
- * A host that records the disconnects the contexts ask of it. A ban only ever
- * calls `disconnect`, so that is all the stub has.
- */
-function host(): { host: ConnectionHost; disconnects: string[] } {
-  const disconnects: string[] = [];
-  const stub: Pick<ConnectionHost, 'disconnect'> = {
-    disconnect: (ctx, reason) =>
-      void disconnects.push(`${ctx.hostname}:${reason}`),
-  };
-  return { host: stub as ConnectionHost, disconnects };
+/** An owner whose contexts record the disconnects asked of them. */
+function host(): { host: RecordingOwner; disconnects: string[] } {
+  return { host: recordingOwner(), disconnects: [] };
 }
 
-/** A context over an unconnected socket that claims the remote address. */
-function context(remote: string, h: ConnectionHost): ConnectionContext {
-  const socket = new Socket();
-  Object.defineProperty(socket, 'remoteAddress', { value: remote });
-  Object.defineProperty(socket, 'remotePort', { value: 5000 });
-  Object.defineProperty(socket, 'remoteFamily', {
-    value: remote.includes(':') ? 'IPv6' : 'IPv4',
+/** A context on a closed test medium that claims the remote address. */
+function context(
+  remote: string,
+  h: { host: RecordingOwner; disconnects: string[] },
+): ConnectionContext {
+  const { connection, ctx } = testConnection({
+    owner: h.host,
+    medium: new TestMedium(closedOutput(), remote, 5000),
   });
-  return new ConnectionContext(socket, h);
+  const disconnect = connection.disconnect;
+  connection.disconnect = (reason) => {
+    h.disconnects.push(`${ctx.hostname}:${reason}`);
+    disconnect(reason);
+  };
+  return ctx;
 }
 
 /** The next change of a type; fails (rather than hangs) if none comes. */
@@ -458,7 +459,8 @@ describe('BlockListService expiry', () => {
 
 describe('BlockListService kicks', () => {
   function live() {
-    const { host: h, disconnects } = host();
+    const h = host();
+    const { disconnects } = h;
     const registry = new ConnectionRegistry();
     for (const remote of [
       '::ffff:10.0.0.1',

@@ -1,50 +1,55 @@
 import 'reflect-metadata';
-import { beforeAll, describe, expect, it, jest } from '@jest/globals';
+import {
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  it,
+  jest,
+} from '@jest/globals';
 import { Logger } from '@nestjs/common';
-import { Socket } from 'node:net';
 import { PassThrough, Writable } from 'node:stream';
 import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
-import type { ConnectionHost } from '../../lib/connection/connection-context.js';
+import { closedOutput } from '../support/redis-adapter-fixtures.js';
+import {
+  releaseTestConnections,
+  testConnection,
+  TestMedium,
+} from '../support/test-connection.js';
 
-/** A host that records what the contexts ask of it. */
-type RecordingHost = ConnectionHost & { disconnects: string[]; drains: number };
-
-function host(): RecordingHost {
-  const disconnects: string[] = [];
-  const h: RecordingHost = {
-    disconnects,
-    drains: 0,
-    encoding: 'utf8',
-    maxOutputBuffer: 1024,
-    checkEveryWrite: true,
-    registry: new ConnectionRegistry(),
-    awaitDrain: () => void h.drains++,
-    firstInput: () => false,
-    disconnect: (ctx, reason) => void disconnects.push(`${ctx.id}:${reason}`),
-    receive: () => undefined,
-    receiveLine: () => undefined,
-    lineOverflow: () => undefined,
-    overRate: () => undefined,
-    ended: () => undefined,
-    closed: () => undefined,
-    failed: () => undefined,
-  };
-  return h;
-}
-
+/** A context on a closed test medium that claims a remote address. */
 function context(
   remote = '::ffff:203.0.113.9',
   port = 5000,
 ): ConnectionContext {
-  const socket = new Socket();
-  Object.defineProperty(socket, 'remoteAddress', { value: remote });
-  Object.defineProperty(socket, 'remotePort', { value: port });
-  Object.defineProperty(socket, 'remoteFamily', {
-    value: remote.includes(':') ? 'IPv6' : 'IPv4',
-  });
-  return new ConnectionContext(socket, host());
+  return testConnection({
+    medium: new TestMedium(closedOutput(), remote, port),
+  }).ctx;
 }
 
+/** A context over `output`, recording its disconnects and drain deadlines. */
+function over(
+  output: Writable,
+  settings: { encoding?: BufferEncoding; maxOutputBuffer?: number } = {},
+) {
+  const { connection, ctx, owner } = testConnection({
+    medium: new TestMedium(output),
+    settings,
+  });
+  const h = { disconnects: owner.disconnects, drains: 0 };
+  // Counts the drain deadlines the connection arms.
+  let timer: NodeJS.Timeout | undefined;
+  Object.defineProperty(connection, 'drainTimer', {
+    get: () => timer,
+    set: (value: NodeJS.Timeout | undefined) => {
+      if (value !== undefined) h.drains++;
+      timer = value;
+    },
+  });
+  return { ctx, h };
+}
+
+afterEach(releaseTestConnections);
 beforeAll(() => Logger.overrideLogger(false));
 
 describe('ConnectionContext', () => {
@@ -71,7 +76,6 @@ describe('ConnectionContext', () => {
 
   it('returns false instead of throwing when the socket cannot be written', () => {
     const ctx = context();
-    ctx.socket.destroy();
     expect(ctx.sendString('x')).toBe(false);
     expect(ctx.sendBytes(Buffer.from('x'))).toBe(false);
     expect(ctx.sendRaw('x')).toBe(false);
@@ -82,9 +86,7 @@ describe('ConnectionContext sends', () => {
   /** A context over an in-memory stream, with everything written collected. */
   function wired(encoding: BufferEncoding = 'utf8') {
     const stream = new PassThrough();
-    const h = host();
-    h.encoding = encoding;
-    const ctx = new ConnectionContext(stream as unknown as Socket, h);
+    const { ctx, h } = over(stream, { encoding });
     const written = () => (stream.read() as Buffer | null) ?? Buffer.alloc(0);
     return { ctx, written, host: h };
   }
@@ -117,8 +119,7 @@ describe('ConnectionContext sends', () => {
   it('asks the transport to drop a client whose unsent output passes the cap', () => {
     // A peer that never reads: the first write never completes.
     const stalled = new Writable({ write: () => undefined });
-    const h = host();
-    const ctx = new ConnectionContext(stalled as unknown as Socket, h);
+    const { ctx, h } = over(stalled);
     expect(ctx.sendRaw(Buffer.alloc(1000))).toBe(true);
     expect(h.disconnects).toEqual([]);
     expect(ctx.sendRaw(Buffer.alloc(100))).toBe(false);
@@ -130,17 +131,12 @@ describe('ConnectionContext sends', () => {
       write: () => undefined,
       highWaterMark: 1000,
     });
-    const h = host();
-    h.checkEveryWrite = false;
-    h.maxOutputBuffer = 10_000;
-    const ctx = new ConnectionContext(stalled as unknown as Socket, h);
+    const { ctx, h } = over(stalled, { maxOutputBuffer: 10_000 });
     expect(ctx.sendRaw(Buffer.alloc(500))).toBe(true);
     expect(h.drains).toBe(0);
     expect(ctx.sendRaw(Buffer.alloc(600))).toBe(true);
     expect(h.drains).toBe(1);
-    // The transport arms ctx.drainTimer; while it is armed, no second one.
-    ctx.drainTimer = setTimeout(() => undefined, 0);
-    clearTimeout(ctx.drainTimer);
+    // While the deadline is armed, no second one.
     expect(ctx.sendRaw(Buffer.alloc(600))).toBe(true);
     expect(h.drains).toBe(1);
     expect(ctx.sendRaw(Buffer.alloc(9000))).toBe(false);

@@ -121,7 +121,10 @@ function expectFinite(metrics: EarwaxMetrics): void {
 /** The metrics with a distinct value in every counter. */
 function busyMetrics(): EarwaxMetrics {
   const metrics = new EarwaxMetrics();
-  for (let i = 0; i < 9; i++) metrics.opened(fakeConnection(i, 10 * i).ctx);
+  for (let i = 0; i < 9; i++) {
+    const { ctx, socket } = fakeConnection(i, 10 * i);
+    metrics.opened(ctx, socket);
+  }
   metrics.admitted = 7;
   BLOCK_REASONS.forEach((reason, i) => (metrics.refused[reason] = i + 1));
   DISCONNECT_REASONS.forEach((reason, i) => {
@@ -168,8 +171,8 @@ describe('EarwaxMetrics', () => {
     const metrics = new EarwaxMetrics();
     const a = fakeConnection(10, 100);
     const b = fakeConnection(1, 2);
-    metrics.opened(a.ctx);
-    metrics.opened(b.ctx);
+    metrics.opened(a.ctx, a.socket);
+    metrics.opened(b.ctx, b.socket);
     let s = metrics.snapshot();
     expect([s.connectionsAccepted, s.heldSockets]).toEqual([2, 2]);
     expect([s.bytesReceived, s.bytesSent]).toEqual([11, 102]);
@@ -199,7 +202,7 @@ describe('EarwaxMetrics', () => {
     const metrics = new EarwaxMetrics();
     const tcp = { bytesRead: 300, bytesWritten: 400 };
     const ctx = { socket: tcp } as { socket: object };
-    metrics.opened(ctx as unknown as AnyConnectionContext);
+    metrics.opened(ctx as unknown as AnyConnectionContext, tcp);
     // As after a TLS handshake: ctx.socket is now the TLS socket, whose
     // counters are the decrypted bytes.
     ctx.socket = { bytesRead: 5, bytesWritten: 6 };

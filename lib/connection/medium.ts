@@ -1,0 +1,77 @@
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
+import type {
+  ConnectionAddress,
+  TlsDetails,
+} from '../interfaces/connection.interface.js';
+
+/**
+ * What a medium tells the connection it carries. One object per connection
+ * (the connection itself), so a medium needs no closure per connection.
+ *
+ * @internal
+ */
+export interface MediumReceiver {
+  /** Bytes arrived (only between `read()` and the end). */
+  receive(chunk: Buffer): void;
+  /** The peer ended its sending side; output may still flow. */
+  ended(): void;
+  /** The medium is closed for good; `hadError` after a reset or failure. */
+  closed(hadError: boolean): void;
+  /** The medium failed; `closed` follows. */
+  failed(err: Error): void;
+}
+
+/**
+ * What a connection needs from the byte stream below it: chunks in, a
+ * writable with backpressure out, ending, destroying, and who is at the
+ * other end. TCP and TLS sockets are one ({@link TcpMedium}); WebSocket
+ * frames, a portal link or a test double are others, and nothing above the
+ * medium changes for them.
+ *
+ * @internal
+ */
+export interface Medium {
+  /** The remote end as the medium reports it. */
+  readonly remote: ConnectionAddress;
+  /**
+   * Where output is written: Node's `Writable` contract is the backpressure
+   * contract (`write()` returns `false` past the high-water mark, then
+   * `'drain'`), so the send path costs no layer of its own.
+   */
+  readonly output: Writable;
+  /** Whether the medium is encrypted (a finished TLS handshake). */
+  readonly secure: boolean;
+  /** TLS details of a secure medium. */
+  tls(): TlsDetails | undefined;
+  /** The socket under a TCP or TLS medium, for code that needs one. */
+  readonly socket: Socket | undefined;
+  /** Bytes read and written on the wire, for the metrics. */
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
+  /** Bytes of output the medium has sent (before any encryption). */
+  readonly outputBytes: number;
+  /** Bytes written but not yet handed to the wire, in every layer. */
+  readonly pendingBytes: number;
+  /** Whether the medium is closed (nothing can be read or written). */
+  readonly closed: boolean;
+  /** Whether the peer ended its sending side. */
+  readonly peerEnded: boolean;
+  /** Starts reporting events (`closed`, `failed`) to `receiver`. */
+  attach(receiver: MediumReceiver): void;
+  /** Starts delivering input (`receive`, `ended`). */
+  read(): void;
+  pause(): void;
+  resume(): void;
+  /** Flushes what was written, then ends our side. */
+  end(): void;
+  /** Closes now; what was written and not sent is lost. */
+  destroy(): void;
+  /**
+   * Closes now, telling the peer that output was lost (a TCP reset) when any
+   * was; a plain close when nothing was pending.
+   *
+   * @param discarding Output queued above the medium (a compressor) is lost.
+   */
+  abort(discarding?: boolean): void;
+}

@@ -1,0 +1,183 @@
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type {
+  ConnectionAddress,
+  TlsDetails,
+} from '../interfaces/connection.interface.js';
+import type { Medium, MediumReceiver } from './medium.js';
+
+const kReceiver = Symbol('earwax:receiver');
+type TrackedSocket = Socket & { [kReceiver]?: MediumReceiver };
+
+/**
+ * A connection over a TCP socket, and over TLS once a handshake on that
+ * socket is done ({@link TcpMedium.upgrade}). Socket events reach the
+ * connection through listeners shared by every socket (one function each,
+ * not one closure per connection), as `ws` does.
+ *
+ * @internal
+ */
+export class TcpMedium implements Medium {
+  readonly remote: ConnectionAddress;
+  /** The accepted TCP socket: under TLS, the one the TLS socket wraps. */
+  readonly tcp: Socket;
+  private current: TrackedSocket;
+  private receiver: MediumReceiver | undefined;
+
+  constructor(socket: Socket) {
+    this.tcp = socket;
+    this.current = socket;
+    this.remote = {
+      address: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
+    };
+  }
+
+  get socket(): Socket {
+    return this.current;
+  }
+
+  get output(): Socket {
+    return this.current;
+  }
+
+  get secure(): boolean {
+    return this.current !== this.tcp;
+  }
+
+  get bytesRead(): number {
+    return this.tcp.bytesRead;
+  }
+
+  get bytesWritten(): number {
+    return this.tcp.bytesWritten;
+  }
+
+  get outputBytes(): number {
+    return this.current.bytesWritten;
+  }
+
+  get pendingBytes(): number {
+    return this.current.writableLength + this.tcp.writableLength;
+  }
+
+  get closed(): boolean {
+    return this.current.destroyed;
+  }
+
+  get peerEnded(): boolean {
+    return this.current.readableEnded;
+  }
+
+  tls(): TlsDetails | undefined {
+    const socket = this.current;
+    if (!(socket instanceof TLSSocket)) return undefined;
+    const peer = socket.getPeerCertificate();
+    const servername = (socket as { servername?: string | false }).servername;
+    const error = socket.authorizationError as Error | string | null;
+    return {
+      protocol: socket.getProtocol() ?? undefined,
+      cipher: socket.getCipher()?.name,
+      servername: servername || undefined,
+      authorized: socket.authorized,
+      authorizationError:
+        error === null || error === undefined
+          ? undefined
+          : error instanceof Error
+            ? error.message
+            : String(error),
+      peerCertificate:
+        peer !== null && Object.keys(peer).length > 0 ? peer : undefined,
+    };
+  }
+
+  attach(receiver: MediumReceiver): void {
+    this.receiver = receiver;
+    listen(this.current, receiver);
+  }
+
+  /**
+   * The TLS handshake is done: the TLS socket carries the connection from
+   * now on. The TCP socket's listeners go, so its close is not seen twice.
+   */
+  upgrade(tls: TLSSocket): void {
+    const receiver = this.receiver;
+    if (receiver === undefined) return;
+    unlisten(this.current);
+    this.current = tls;
+    listen(tls, receiver);
+  }
+
+  read(): void {
+    const socket = this.current;
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.resume();
+  }
+
+  pause(): void {
+    this.current.pause();
+  }
+
+  resume(): void {
+    this.current.resume();
+  }
+
+  end(): void {
+    const socket = this.current;
+    if (!socket.writableEnded) socket.end();
+  }
+
+  destroy(): void {
+    this.current.destroy();
+  }
+
+  abort(discarding = false): void {
+    const { tcp, current } = this;
+    // Output queued and thrown away: the TCP connection is reset (RST), so
+    // the peer's stack reports a reset to a reader, not an end that looks
+    // like a complete answer. Output already handed to the kernel is not
+    // known to Node: with nothing in Node's buffers the close is a FIN and
+    // the kernel still delivers what it holds. A TLS socket is reset
+    // through the TCP socket under it.
+    if ((discarding || this.pendingBytes > 0) && !tcp.destroyed) {
+      tcp.resetAndDestroy();
+    }
+    current.destroy();
+  }
+}
+
+/**
+ * The connection a socket of a {@link TcpMedium} carries (for the TLS
+ * engine's events, which name the TCP socket).
+ *
+ * @internal
+ */
+export function receiverOf(socket: Socket): MediumReceiver | undefined {
+  return (socket as TrackedSocket)[kReceiver];
+}
+
+function listen(socket: TrackedSocket, receiver: MediumReceiver): void {
+  socket[kReceiver] = receiver;
+  socket.on('error', onError);
+  socket.on('close', onClose);
+}
+
+function unlisten(socket: TrackedSocket): void {
+  socket.off('error', onError);
+  socket.off('close', onClose);
+}
+
+function onData(this: TrackedSocket, chunk: Buffer): void {
+  (this[kReceiver] as MediumReceiver).receive(chunk);
+}
+function onEnd(this: TrackedSocket): void {
+  (this[kReceiver] as MediumReceiver).ended();
+}
+function onClose(this: TrackedSocket, hadError: boolean): void {
+  (this[kReceiver] as MediumReceiver).closed(hadError);
+}
+function onError(this: TrackedSocket, err: Error): void {
+  (this[kReceiver] as MediumReceiver).failed(err);
+}
