@@ -71,11 +71,11 @@ export class TestMedium implements Medium {
     this.ends++;
   }
   destroy(): void {
-    this.close(false);
+    this.shut(false);
   }
   abort(discarding = false): void {
     this.aborts.push(discarding);
-    this.close(discarding);
+    this.shut(discarding || this.pendingBytes > 0);
   }
   /** The peer sends bytes. */
   feed(chunk: Buffer | string): void {
@@ -86,11 +86,19 @@ export class TestMedium implements Medium {
     this.peerEnded = true;
     this.receiver?.ended();
   }
-  /** The medium closes (a reset when `hadError`). */
+  /** The peer closes the medium (a reset when `hadError`). */
   close(hadError: boolean): void {
     if (this.closed) return;
     this.closed = true;
+    this.output.destroy();
     this.receiver?.closed(hadError);
+  }
+  /** Closed from our side: reported a tick later, as a socket's close is. */
+  private shut(hadError: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.output.destroy();
+    process.nextTick(() => this.receiver?.closed(hadError));
   }
 }
 

@@ -86,7 +86,7 @@ describe('ConnectionContext sends', () => {
   /** A context over an in-memory stream, with everything written collected. */
   function wired(encoding: BufferEncoding = 'utf8') {
     const stream = new PassThrough();
-    const { ctx, h } = over(stream, { encoding });
+    const { ctx, h } = over(stream, { encoding, maxOutputBuffer: 1 << 20 });
     const written = () => (stream.read() as Buffer | null) ?? Buffer.alloc(0);
     return { ctx, written, host: h };
   }
