@@ -6,14 +6,13 @@ export {
   EVENT_UNHANDLED,
   type BuiltInEvent,
 } from './earwax.constants.js';
-export * from './cluster/index.js';
+export { EarwaxModule } from './earwax.module.js';
 export {
-  BlockListError,
-  BlockListService,
-  type BanEntry,
-  type BanOptions,
-  type BlockListChange,
-} from './block-list/block-list.service.js';
+  EarwaxStatus,
+  EarwaxTransport,
+  type EarwaxServerEvents,
+} from './transport/earwax.transport.js';
+export * from './decorators/index.js';
 export {
   ConnectionContext,
   type AnyConnectionContext,
@@ -23,43 +22,28 @@ export {
   ConnectionRegistry,
   type BroadcastOptions,
 } from './registry/connection.registry.js';
-export * from './decorators/index.js';
-export { EarwaxModule } from './earwax.module.js';
 export {
-  EarwaxStatus,
-  EarwaxTransport,
-  type EarwaxServerEvents,
-} from './transport/earwax.transport.js';
-export { EventNameError } from './errors/event-name.error.js';
+  BlockListError,
+  BlockListService,
+  type BanEntry,
+  type BanOptions,
+  type BlockListChange,
+} from './block-list/block-list.service.js';
 export {
   EarwaxMetrics,
   type EarwaxMetricsSnapshot,
 } from './metrics/earwax-metrics.js';
 export { PROMETHEUS_CONTENT_TYPE } from './metrics/prometheus.js';
-export { LineFramer, type LineSink } from './framing/line-framer.js';
-export {
-  ProxyHeaderParser,
-  ProxyProtocolError,
-  type ProxyHeader,
-  type ProxyHeaderParserOptions,
-  type ProxyParseResult,
-} from './proxy/proxy-protocol.js';
-export {
-  describeOption,
-  TelnetCommand,
-  TelnetOption,
-  TelnetSubCode,
-} from './telnet/telnet-codes.js';
-export {
-  escapeIac,
-  negotiation,
-  subnegotiation,
-  TelnetParser,
-  type TelnetSink,
-} from './telnet/telnet-parser.js';
+export { EventNameError } from './errors/event-name.error.js';
+export { ClusterUnavailableError } from './errors/cluster-unavailable.error.js';
+// The adapter is a provider a game injects (its health, forRootAsync's
+// inject); the types an adapter author implements are in ./cluster.
+export { EarwaxAdapter } from './cluster/earwax.adapter.js';
+export type {
+  ConnectionPresence,
+  JsonValue,
+  PresenceFilter,
+  ServerSideEvent,
+  SharedState,
+} from './cluster/cluster.interfaces.js';
 export * from './interfaces/index.js';
-export {
-  EarwaxClient,
-  type EarwaxClientOptions,
-  type EarwaxClientStatus,
-} from './client/index.js';

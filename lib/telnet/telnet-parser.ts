@@ -389,6 +389,12 @@ export class TelnetParser {
  * @publicApi
  */
 export function escapeIac(data: Buffer): Buffer;
+/**
+ * Doubles every 0xFF byte of a Uint8Array that is not a Buffer: returns
+ * `data` itself when it has none, otherwise a new Uint8Array.
+ *
+ * @publicApi
+ */
 export function escapeIac(data: Uint8Array): Uint8Array;
 export function escapeIac(data: Uint8Array): Uint8Array {
   const at = data.indexOf(IAC);

@@ -17,7 +17,8 @@ import ts from 'typescript';
  * Every fenced block tagged `ts` (or `typescript`) in `README.md` and
  * `docs/*.md` is compiled as a standalone ES module with the project's own
  * compiler options (strict, NodeNext, decorators), the published entry
- * points (`nestjs-earwax`, `/testing`, `/terminus`, `/redis`) resolving to
+ * points (`nestjs-earwax`, `/testing`, `/terminus`, `/redis`, `/telnet`,
+ * `/cluster`, `/client`) resolving to
  * `lib/`. So the code a reader copies compiles, and a change to the API that
  * breaks an example fails here, naming the page, the line and the
  * compiler's message. The same suite checks that every relative link of
@@ -43,6 +44,9 @@ const ENTRY_POINTS: Record<string, string> = {
   'nestjs-earwax/testing': 'lib/testing/index.ts',
   'nestjs-earwax/terminus': 'lib/terminus/index.ts',
   'nestjs-earwax/redis': 'lib/redis/index.ts',
+  'nestjs-earwax/telnet': 'lib/telnet/index.ts',
+  'nestjs-earwax/cluster': 'lib/cluster/index.ts',
+  'nestjs-earwax/client': 'lib/client/index.ts',
 };
 
 /** Fence languages compiled as TypeScript. */

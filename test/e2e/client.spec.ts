@@ -15,13 +15,14 @@ import {
 } from 'rxjs';
 import {
   ConnectionContext,
-  EarwaxClient,
   EarwaxEvent,
-  TelnetCommand,
-  TelnetOption,
-  type EarwaxClientOptions,
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
+import {
+  EarwaxClient,
+  type EarwaxClientOptions,
+} from '../../lib/client/index.js';
+import { TelnetCommand, TelnetOption } from '../../lib/telnet/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { pendingWait } from '../support/pending-waits.js';
 import { Waiters } from '../support/waiters.js';

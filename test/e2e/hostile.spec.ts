@@ -8,9 +8,9 @@ import {
   EARWAX_DEFAULTS,
   EarwaxEvent,
   EarwaxModule,
-  LineFramer,
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
+import { LineFramer } from '../../lib/framing/line-framer.js';
 import {
   connectionFloodAttack,
   formatHostileReport,

@@ -18,10 +18,10 @@ import {
   EarwaxEvent,
   EarwaxModule,
   EarwaxTransport,
-  TelnetOption,
   type BlockReason,
   type EarwaxTransportOptions,
 } from '../../lib/index.js';
+import { TelnetOption } from '../../lib/telnet/index.js';
 import {
   EarwaxTesting,
   type EarwaxTestServer,

@@ -9,14 +9,16 @@ import {
   EARWAX_DEFAULTS,
   EarwaxEvent,
   EarwaxModule,
-  TelnetCommand,
-  TelnetOption,
-  TelnetSubCode,
   type EarwaxTransportOptions,
   type GmcpMessage,
   type TerminalInfo,
   type WindowSize,
 } from '../../lib/index.js';
+import {
+  TelnetCommand,
+  TelnetOption,
+  TelnetSubCode,
+} from '../../lib/telnet/index.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';

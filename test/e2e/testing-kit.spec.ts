@@ -17,9 +17,9 @@ import {
   EventNameError,
   type GmcpMessage,
   type TerminalInfo,
-  TelnetOption,
   type WindowSize,
 } from '../../lib/index.js';
+import { TelnetOption } from '../../lib/telnet/index.js';
 import {
   EarwaxExpectationError,
   EarwaxTestClient,

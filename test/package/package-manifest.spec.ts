@@ -172,7 +172,9 @@ describe('package manifest', () => {
     expect(main?.source).toBe(join(libDir, 'index.ts'));
     const reached = reachFrom(join(libDir, 'index.ts'));
     // The walk must follow the barrel into the modules it re-exports.
-    expect(reached.has(join(libDir, 'earwax.transport.ts'))).toBe(true);
+    expect(reached.has(join(libDir, 'transport', 'earwax.transport.ts'))).toBe(
+      true,
+    );
     expect(foreignPeersReached('.', join(libDir, 'index.ts'))).toEqual([]);
   });
 

@@ -8,7 +8,7 @@ import {
   TelnetParser,
   TelnetSubCode,
   type TelnetSink,
-} from '../../lib/index.js';
+} from '../../lib/telnet/index.js';
 import { Waiters } from './waiters.js';
 
 const { IAC, WILL, WONT, DO, DONT } = TelnetCommand;

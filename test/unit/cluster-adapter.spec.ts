@@ -15,16 +15,18 @@ import {
   ConnectionRegistry,
   EarwaxAdapter,
   EarwaxMetrics,
-  type ClusterBroadcast,
   type ConnectionContext,
   type ConnectionPresence,
-  type EarwaxAdapterHost,
   type JsonValue,
   type PresenceFilter,
-  type RemoteCommand,
   type ServerSideEvent,
-  type SharedBanChange,
 } from '../../lib/index.js';
+import {
+  type ClusterBroadcast,
+  type EarwaxAdapterHost,
+  type RemoteCommand,
+  type SharedBanChange,
+} from '../../lib/cluster/index.js';
 import {
   fakeContext,
   recordingHost,

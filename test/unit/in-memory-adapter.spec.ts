@@ -5,9 +5,9 @@ import { hostname } from 'node:os';
 import {
   BlockListService,
   ConnectionRegistry,
-  InMemoryAdapter,
   type ConnectionContext,
 } from '../../lib/index.js';
+import { InMemoryAdapter } from '../../lib/cluster/in-memory.adapter.js';
 import {
   fakeContext,
   recordingHost,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { LineFramer, type LineSink } from '../../lib/index.js';
+import { LineFramer, type LineSink } from '../../lib/framing/line-framer.js';
 
 /** Collects what a framer reports; `lines` holds copies of each line. */
 class Collector implements LineSink {

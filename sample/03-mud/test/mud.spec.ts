@@ -12,12 +12,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
+import { ConnectionRegistry } from '../../../lib/index.js';
 import {
-  ConnectionRegistry,
   TelnetCommand,
   TelnetOption,
   TelnetSubCode,
-} from '../../../lib/index.js';
+} from '../../../lib/telnet/index.js';
 import {
   type EarwaxTestClient,
   EarwaxTesting,
