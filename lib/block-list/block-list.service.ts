@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { BlockList, isIP } from 'node:net';
 import { type Observable, Subject } from 'rxjs';
+import { BlockListError } from '../errors/block-list.error.js';
 import type {
   SharedBan,
   SharedBanChange,
@@ -14,6 +15,9 @@ import type {
 // metadata must name the classes for Nest to inject them.
 import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
 import { ConnectionRegistry } from '../registry/connection.registry.js';
+
+// Re-exported: it was declared here, and is still importable from here.
+export { BlockListError };
 
 /**
  * Options of {@link BlockListService.ban}.
@@ -68,29 +72,6 @@ export type BlockListChange = {
   readonly type: 'ban' | 'unban' | 'expire';
   readonly entry: BanEntry;
 };
-
-/**
- * A block list target is not an IP address or CIDR range. The offending value
- * is on {@link BlockListError.target}.
- *
- * Thrown by {@link BlockListService.ban} and {@link BlockListService.unban}.
- *
- * @publicApi
- */
-export class BlockListError extends Error {
-  override readonly name = 'BlockListError';
-
-  /**
-   * @param target The offending target, as given (it may not be a string).
-   * @param message What is wrong with it.
-   */
-  constructor(
-    readonly target: unknown,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /** The longest delay `setTimeout` honours (about 24.8 days). */
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
