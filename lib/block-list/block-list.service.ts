@@ -105,7 +105,7 @@ export class BlockListService implements OnModuleDestroy {
   private readonly logger = new Logger('BlockList');
   private readonly changes = new Subject<BlockListChange>();
   /** The bans by normalised target, oldest first. */
-  private readonly bans = new Map<string, Ban>();
+  private readonly byTarget = new Map<string, Ban>();
   /** All the bans' rules, in one list: what checks use. */
   private blockList = new BlockList();
   private timer: NodeJS.Timeout | undefined;
@@ -129,7 +129,7 @@ export class BlockListService implements OnModuleDestroy {
   /** How many bans are in force. */
   get size(): number {
     this.expireIfDue();
-    return this.bans.size;
+    return this.byTarget.size;
   }
 
   /**
@@ -185,7 +185,7 @@ export class BlockListService implements OnModuleDestroy {
   unban(target: string): boolean {
     const rule = parseTarget(target);
     this.expireIfDue();
-    const ban = this.bans.get(rule.target);
+    const ban = this.byTarget.get(rule.target);
     if (!ban) return false;
     this.remove(ban, 'unban', '');
     this.adapter?.banChanged({ type: 'unban', entry: ban.entry });
@@ -203,7 +203,7 @@ export class BlockListService implements OnModuleDestroy {
    */
   isBlocked(address: string): boolean {
     // The usual case, a server with no bans, costs one comparison.
-    if (this.bans.size === 0) return false;
+    if (this.byTarget.size === 0) return false;
     try {
       const checkable = toCheckable(address);
       if (!checkable) return false;
@@ -234,7 +234,7 @@ export class BlockListService implements OnModuleDestroy {
       const [ip, family] = checkable;
       if (!this.blockList.check(ip, family)) return undefined;
       let best: Ban | undefined;
-      for (const ban of this.bans.values()) {
+      for (const ban of this.byTarget.values()) {
         if (
           ban.only.check(ip, family) &&
           (!best || specificity(ban.rule) > specificity(best.rule))
@@ -251,7 +251,7 @@ export class BlockListService implements OnModuleDestroy {
   /** The bans in force, oldest first (a re-ban counts as new). */
   list(): BanEntry[] {
     this.expireIfDue();
-    return Array.from(this.bans.values(), (ban) => ban.entry);
+    return Array.from(this.byTarget.values(), (ban) => ban.entry);
   }
 
   /** Lifts every ban, emitting an `'unban'` change for each. */
@@ -266,7 +266,7 @@ export class BlockListService implements OnModuleDestroy {
    * without sending it back. A ban whose target cannot be parsed throws
    * `BlockListError`, and changes nothing.
    */
-  applyShared(change: SharedBanChange): void {
+  applyBanChange(change: SharedBanChange): void {
     const from = ' (from the cluster)';
     this.expireIfDue();
     switch (change.type) {
@@ -287,7 +287,7 @@ export class BlockListService implements OnModuleDestroy {
       }
       case 'unban':
       case 'expire': {
-        const ban = this.bans.get(parseTarget(change.entry.target).target);
+        const ban = this.byTarget.get(parseTarget(change.entry.target).target);
         if (!ban) return;
         // An expiry ends only the ban that expired, not a newer one.
         if (
@@ -306,9 +306,9 @@ export class BlockListService implements OnModuleDestroy {
   }
 
   /** @internal The bans in force, as the cluster shares them. */
-  sharedBans(): SharedBan[] {
+  bans(): SharedBan[] {
     this.expireIfDue();
-    return Array.from(this.bans.values(), ({ entry, kick }) => ({
+    return Array.from(this.byTarget.values(), ({ entry, kick }) => ({
       entry,
       kick,
     }));
@@ -320,7 +320,7 @@ export class BlockListService implements OnModuleDestroy {
    * bans not among them are lifted. Entries whose target cannot be parsed
    * are skipped and logged.
    */
-  replaceShared(bans: readonly SharedBan[]): void {
+  replaceBans(bans: readonly SharedBan[]): void {
     this.expireIfDue();
     const from = ' (cluster resync)';
     const keep = new Set<string>();
@@ -336,7 +336,7 @@ export class BlockListService implements OnModuleDestroy {
         continue;
       }
       keep.add(rule.target);
-      const current = this.bans.get(rule.target)?.entry;
+      const current = this.byTarget.get(rule.target)?.entry;
       if (
         current !== undefined &&
         current.createdAt === entry.createdAt &&
@@ -352,7 +352,7 @@ export class BlockListService implements OnModuleDestroy {
         from,
       );
     }
-    for (const ban of [...this.bans.values()]) {
+    for (const ban of [...this.byTarget.values()]) {
       if (!keep.has(ban.rule.target)) this.remove(ban, 'unban', from);
     }
   }
@@ -402,9 +402,9 @@ export class BlockListService implements OnModuleDestroy {
   private expire(): void {
     const now = Date.now();
     const expired: BanEntry[] = [];
-    for (const [target, ban] of this.bans) {
+    for (const [target, ban] of this.byTarget) {
       if (ban.entry.expiresAt !== undefined && ban.entry.expiresAt <= now) {
-        this.bans.delete(target);
+        this.byTarget.delete(target);
         expired.push(ban.entry);
       }
     }
@@ -424,9 +424,9 @@ export class BlockListService implements OnModuleDestroy {
   private put(entry: BanEntry, rule: Rule, kick: boolean, from: string) {
     const only = new BlockList();
     addRule(only, rule);
-    const replaced = this.bans.delete(rule.target);
+    const replaced = this.byTarget.delete(rule.target);
     // Re-inserted so that the map stays in `createdAt` order.
-    this.bans.set(rule.target, { entry, rule, only, kick });
+    this.byTarget.set(rule.target, { entry, rule, only, kick });
     // A replaced ban has the same rule: the combined list needs no rebuild.
     if (!replaced) addRule(this.blockList, rule);
     this.arm();
@@ -441,7 +441,7 @@ export class BlockListService implements OnModuleDestroy {
 
   /** Lifts one ban and emits the change. */
   private remove(ban: Ban, type: 'unban' | 'expire', from: string): void {
-    this.bans.delete(ban.rule.target);
+    this.byTarget.delete(ban.rule.target);
     this.rebuild();
     this.arm();
     this.changes.next({ type, entry: ban.entry });
@@ -455,9 +455,9 @@ export class BlockListService implements OnModuleDestroy {
   /** Lifts every ban here; returns how many. */
   private clearHere(from: string): number {
     this.expireIfDue();
-    const lifted = Array.from(this.bans.values(), (ban) => ban.entry);
+    const lifted = Array.from(this.byTarget.values(), (ban) => ban.entry);
     if (lifted.length === 0) return 0;
-    this.bans.clear();
+    this.byTarget.clear();
     this.rebuild();
     this.arm();
     for (const entry of lifted) this.changes.next({ type: 'unban', entry });
@@ -468,7 +468,7 @@ export class BlockListService implements OnModuleDestroy {
   /** Builds the combined list again from the bans (it has no removal). */
   private rebuild(): void {
     const blockList = new BlockList();
-    for (const ban of this.bans.values()) addRule(blockList, ban.rule);
+    for (const ban of this.byTarget.values()) addRule(blockList, ban.rule);
     this.blockList = blockList;
   }
 
@@ -477,7 +477,7 @@ export class BlockListService implements OnModuleDestroy {
     clearTimeout(this.timer);
     this.timer = undefined;
     let next: number | undefined;
-    for (const { entry } of this.bans.values()) {
+    for (const { entry } of this.byTarget.values()) {
       if (
         entry.expiresAt !== undefined &&
         (next === undefined || entry.expiresAt < next)
