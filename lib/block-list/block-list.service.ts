@@ -6,6 +6,7 @@ import {
 } from '@nestjs/common';
 import { BlockList, isIP } from 'node:net';
 import { type Observable, Subject } from 'rxjs';
+import { BlockListError } from '../errors/block-list.error.js';
 import type {
   SharedBan,
   SharedBanChange,
@@ -15,82 +16,15 @@ import type {
 import { EarwaxAdapter } from '../cluster/earwax.adapter.js';
 import { ConnectionRegistry } from '../registry/connection.registry.js';
 
-/**
- * Options of {@link BlockListService.ban}.
- *
- * @publicApi
- */
-export interface BanOptions {
-  /** How long the ban lasts, in ms; leave out for a permanent ban. */
-  duration?: number;
-  /** Why (shown in `list()` and in logs). */
-  reason?: string;
-  /**
-   * Disconnect the live connections the new ban matches, with reason
-   * `'kicked'`.
-   * @default true
-   */
-  kick?: boolean;
-}
+import type {
+  BanEntry,
+  BanOptions,
+  BlockListChange,
+} from '../interfaces/block-list.interface.js';
 
-/**
- * One ban on the block list.
- *
- * @publicApi
- */
-export interface BanEntry {
-  /**
-   * What is banned, normalised: a single address (`'203.0.113.9'`, `'::1'`)
-   * or a network with its host bits cleared (`'10.0.0.0/8'`,
-   * `'2001:db8::/32'`). IPv6 is in its short lower-case form; a full-length
-   * prefix (`/32`, `/128`) is given as the single address; IPv4-mapped IPv6
-   * is given as IPv4 (`'::ffff:1.2.3.4'` is `'1.2.3.4'`,
-   * `'::ffff:10.0.0.0/104'` is `'10.0.0.0/8'`).
-   */
-  readonly target: string;
-  /** The address family of {@link BanEntry.target}. */
-  readonly family: 'ipv4' | 'ipv6';
-  /** Why, if the ban was given a reason. */
-  readonly reason?: string;
-  /** When the ban was made (`Date.now()`). */
-  readonly createdAt: number;
-  /** When a temporary ban ends (`Date.now()` based); absent if permanent. */
-  readonly expiresAt?: number;
-}
-
-/**
- * A change to the block list, as {@link BlockListService.changes$} emits it:
- * a ban made (or replaced), lifted (`unban()` or `clear()`), or expired.
- *
- * @publicApi
- */
-export type BlockListChange = {
-  readonly type: 'ban' | 'unban' | 'expire';
-  readonly entry: BanEntry;
-};
-
-/**
- * A block list target is not an IP address or CIDR range. The offending value
- * is on {@link BlockListError.target}.
- *
- * Thrown by {@link BlockListService.ban} and {@link BlockListService.unban}.
- *
- * @publicApi
- */
-export class BlockListError extends Error {
-  override readonly name = 'BlockListError';
-
-  /**
-   * @param target The offending target, as given (it may not be a string).
-   * @param message What is wrong with it.
-   */
-  constructor(
-    readonly target: unknown,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+// Re-exported: they were declared here, and are still importable from here.
+export { BlockListError };
+export type { BanEntry, BanOptions, BlockListChange };
 
 /** The longest delay `setTimeout` honours (about 24.8 days). */
 const MAX_TIMER_DELAY = 2 ** 31 - 1;
@@ -171,7 +105,7 @@ export class BlockListService implements OnModuleDestroy {
   private readonly logger = new Logger('BlockList');
   private readonly changes = new Subject<BlockListChange>();
   /** The bans by normalised target, oldest first. */
-  private readonly bans = new Map<string, Ban>();
+  private readonly byTarget = new Map<string, Ban>();
   /** All the bans' rules, in one list: what checks use. */
   private blockList = new BlockList();
   private timer: NodeJS.Timeout | undefined;
@@ -195,7 +129,7 @@ export class BlockListService implements OnModuleDestroy {
   /** How many bans are in force. */
   get size(): number {
     this.expireIfDue();
-    return this.bans.size;
+    return this.byTarget.size;
   }
 
   /**
@@ -251,7 +185,7 @@ export class BlockListService implements OnModuleDestroy {
   unban(target: string): boolean {
     const rule = parseTarget(target);
     this.expireIfDue();
-    const ban = this.bans.get(rule.target);
+    const ban = this.byTarget.get(rule.target);
     if (!ban) return false;
     this.remove(ban, 'unban', '');
     this.adapter?.banChanged({ type: 'unban', entry: ban.entry });
@@ -269,7 +203,7 @@ export class BlockListService implements OnModuleDestroy {
    */
   isBlocked(address: string): boolean {
     // The usual case, a server with no bans, costs one comparison.
-    if (this.bans.size === 0) return false;
+    if (this.byTarget.size === 0) return false;
     try {
       const checkable = toCheckable(address);
       if (!checkable) return false;
@@ -300,7 +234,7 @@ export class BlockListService implements OnModuleDestroy {
       const [ip, family] = checkable;
       if (!this.blockList.check(ip, family)) return undefined;
       let best: Ban | undefined;
-      for (const ban of this.bans.values()) {
+      for (const ban of this.byTarget.values()) {
         if (
           ban.only.check(ip, family) &&
           (!best || specificity(ban.rule) > specificity(best.rule))
@@ -317,7 +251,7 @@ export class BlockListService implements OnModuleDestroy {
   /** The bans in force, oldest first (a re-ban counts as new). */
   list(): BanEntry[] {
     this.expireIfDue();
-    return Array.from(this.bans.values(), (ban) => ban.entry);
+    return Array.from(this.byTarget.values(), (ban) => ban.entry);
   }
 
   /** Lifts every ban, emitting an `'unban'` change for each. */
@@ -332,7 +266,7 @@ export class BlockListService implements OnModuleDestroy {
    * without sending it back. A ban whose target cannot be parsed throws
    * `BlockListError`, and changes nothing.
    */
-  applyShared(change: SharedBanChange): void {
+  applyBanChange(change: SharedBanChange): void {
     const from = ' (from the cluster)';
     this.expireIfDue();
     switch (change.type) {
@@ -353,7 +287,7 @@ export class BlockListService implements OnModuleDestroy {
       }
       case 'unban':
       case 'expire': {
-        const ban = this.bans.get(parseTarget(change.entry.target).target);
+        const ban = this.byTarget.get(parseTarget(change.entry.target).target);
         if (!ban) return;
         // An expiry ends only the ban that expired, not a newer one.
         if (
@@ -372,9 +306,9 @@ export class BlockListService implements OnModuleDestroy {
   }
 
   /** @internal The bans in force, as the cluster shares them. */
-  sharedBans(): SharedBan[] {
+  bans(): SharedBan[] {
     this.expireIfDue();
-    return Array.from(this.bans.values(), ({ entry, kick }) => ({
+    return Array.from(this.byTarget.values(), ({ entry, kick }) => ({
       entry,
       kick,
     }));
@@ -386,7 +320,7 @@ export class BlockListService implements OnModuleDestroy {
    * bans not among them are lifted. Entries whose target cannot be parsed
    * are skipped and logged.
    */
-  replaceShared(bans: readonly SharedBan[]): void {
+  replaceBans(bans: readonly SharedBan[]): void {
     this.expireIfDue();
     const from = ' (cluster resync)';
     const keep = new Set<string>();
@@ -402,7 +336,7 @@ export class BlockListService implements OnModuleDestroy {
         continue;
       }
       keep.add(rule.target);
-      const current = this.bans.get(rule.target)?.entry;
+      const current = this.byTarget.get(rule.target)?.entry;
       if (
         current !== undefined &&
         current.createdAt === entry.createdAt &&
@@ -418,7 +352,7 @@ export class BlockListService implements OnModuleDestroy {
         from,
       );
     }
-    for (const ban of [...this.bans.values()]) {
+    for (const ban of [...this.byTarget.values()]) {
       if (!keep.has(ban.rule.target)) this.remove(ban, 'unban', from);
     }
   }
@@ -468,9 +402,9 @@ export class BlockListService implements OnModuleDestroy {
   private expire(): void {
     const now = Date.now();
     const expired: BanEntry[] = [];
-    for (const [target, ban] of this.bans) {
+    for (const [target, ban] of this.byTarget) {
       if (ban.entry.expiresAt !== undefined && ban.entry.expiresAt <= now) {
-        this.bans.delete(target);
+        this.byTarget.delete(target);
         expired.push(ban.entry);
       }
     }
@@ -490,9 +424,9 @@ export class BlockListService implements OnModuleDestroy {
   private put(entry: BanEntry, rule: Rule, kick: boolean, from: string) {
     const only = new BlockList();
     addRule(only, rule);
-    const replaced = this.bans.delete(rule.target);
+    const replaced = this.byTarget.delete(rule.target);
     // Re-inserted so that the map stays in `createdAt` order.
-    this.bans.set(rule.target, { entry, rule, only, kick });
+    this.byTarget.set(rule.target, { entry, rule, only, kick });
     // A replaced ban has the same rule: the combined list needs no rebuild.
     if (!replaced) addRule(this.blockList, rule);
     this.arm();
@@ -507,7 +441,7 @@ export class BlockListService implements OnModuleDestroy {
 
   /** Lifts one ban and emits the change. */
   private remove(ban: Ban, type: 'unban' | 'expire', from: string): void {
-    this.bans.delete(ban.rule.target);
+    this.byTarget.delete(ban.rule.target);
     this.rebuild();
     this.arm();
     this.changes.next({ type, entry: ban.entry });
@@ -521,9 +455,9 @@ export class BlockListService implements OnModuleDestroy {
   /** Lifts every ban here; returns how many. */
   private clearHere(from: string): number {
     this.expireIfDue();
-    const lifted = Array.from(this.bans.values(), (ban) => ban.entry);
+    const lifted = Array.from(this.byTarget.values(), (ban) => ban.entry);
     if (lifted.length === 0) return 0;
-    this.bans.clear();
+    this.byTarget.clear();
     this.rebuild();
     this.arm();
     for (const entry of lifted) this.changes.next({ type: 'unban', entry });
@@ -534,7 +468,7 @@ export class BlockListService implements OnModuleDestroy {
   /** Builds the combined list again from the bans (it has no removal). */
   private rebuild(): void {
     const blockList = new BlockList();
-    for (const ban of this.bans.values()) addRule(blockList, ban.rule);
+    for (const ban of this.byTarget.values()) addRule(blockList, ban.rule);
     this.blockList = blockList;
   }
 
@@ -543,7 +477,7 @@ export class BlockListService implements OnModuleDestroy {
     clearTimeout(this.timer);
     this.timer = undefined;
     let next: number | undefined;
-    for (const { entry } of this.bans.values()) {
+    for (const { entry } of this.byTarget.values()) {
       if (
         entry.expiresAt !== undefined &&
         (next === undefined || entry.expiresAt < next)

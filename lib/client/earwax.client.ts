@@ -9,6 +9,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Observable, Subject } from 'rxjs';
 import { LineFramer, type LineSink } from '../framing/line-framer.js';
 import { TelnetCommand } from '../telnet/telnet-codes.js';
+import { formatHostPort } from '../utils/format-host-port.js';
 import {
   escapeIac,
   negotiation,
@@ -401,9 +402,7 @@ export class EarwaxClient extends ClientProxy<Record<never, never>, string> {
   }
 
   private address(): string {
-    return this.host.includes(':')
-      ? `[${this.host}]:${this.port}`
-      : `${this.host}:${this.port}`;
+    return formatHostPort(this.host, this.port);
   }
 
   private describeBacklog(): string {

@@ -1,4 +1,4 @@
-import type { BanEntry } from '../block-list/block-list.service.js';
+import type { BanEntry } from '../interfaces/block-list.interface.js';
 import type { DisconnectReason } from '../interfaces/connection.interface.js';
 
 /**

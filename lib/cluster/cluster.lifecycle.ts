@@ -37,9 +37,9 @@ export class ClusterLifecycle implements OnModuleInit, OnApplicationShutdown {
       execute: (command) => registry.execute(command),
       presence: () => registry.presence(),
       receive: (event) => registry.receive(event),
-      applyBanChange: (change) => blockList.applyShared(change),
-      bans: () => blockList.sharedBans(),
-      replaceBans: (bans) => blockList.replaceShared(bans),
+      applyBanChange: (change) => blockList.applyBanChange(change),
+      bans: () => blockList.bans(),
+      replaceBans: (bans) => blockList.replaceBans(bans),
       messageRejected: () => {
         if (metrics) metrics.clusterMessagesRejected++;
       },

@@ -2,7 +2,7 @@ import {
   BLOCK_REASONS,
   DISCONNECT_REASONS,
 } from '../interfaces/connection.interface.js';
-import type { EarwaxMetricsSnapshot } from './earwax-metrics.js';
+import type { EarwaxMetricsSnapshot } from '../interfaces/earwax-metrics.interface.js';
 
 /**
  * The `Content-Type` of Prometheus's text exposition format, version 0.0.4:

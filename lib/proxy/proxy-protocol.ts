@@ -1,4 +1,8 @@
 import { isIPv4, isIPv6, SocketAddress } from 'node:net';
+import { ProxyProtocolError } from '../errors/proxy-protocol.error.js';
+
+// Re-exported: it was declared here, and is still importable from here.
+export { ProxyProtocolError };
 
 /**
  * What a PROXY protocol header says about the connection it precedes.
@@ -33,18 +37,6 @@ export interface ProxyHeader {
    * spec says, and PP2_TYPE_CRC32C (0x03) is passed on, not verified.
    */
   readonly tlvs: ReadonlyMap<number, Buffer>;
-}
-
-/**
- * A connection's first bytes are not a valid PROXY protocol header: not one
- * at all, malformed, over-long, or of a version the parser does not accept.
- * Also thrown by a push after the parser has finished. The message says what
- * was wrong, e.g. `PROXY v1: bad source port "99999"`.
- *
- * @publicApi
- */
-export class ProxyProtocolError extends Error {
-  override readonly name = 'ProxyProtocolError';
 }
 
 /**

@@ -166,18 +166,18 @@ export class RedisAdapter extends EarwaxAdapter {
     this.nodeId =
       options.nodeId ??
       `${hostname()}/${process.pid}/${randomBytes(3).toString('hex')}`;
-    this.heartbeatInterval = positive(
+    this.heartbeatInterval = positiveMs(
       options.heartbeatInterval,
       5000,
       'heartbeatInterval',
     );
-    this.presenceTtl = positive(options.presenceTtl, 15_000, 'presenceTtl');
-    this.requestTimeout = positive(
+    this.presenceTtl = positiveMs(options.presenceTtl, 15_000, 'presenceTtl');
+    this.requestTimeout = positiveMs(
       options.requestTimeout,
       5000,
       'requestTimeout',
     );
-    this.connectTimeout = positive(
+    this.connectTimeout = positiveMs(
       options.connectTimeout,
       5000,
       'connectTimeout',
@@ -1061,7 +1061,13 @@ function seconds(since: number): string {
   return ((Date.now() - since) / 1000).toFixed(1);
 }
 
-function positive(
+/**
+ * A duration option: a positive finite number of ms (not necessarily
+ * whole), or `fallback` when it is left out.
+ *
+ * @throws {TypeError} Otherwise.
+ */
+function positiveMs(
   value: number | undefined,
   fallback: number,
   name: string,

@@ -6,6 +6,7 @@ import {
 import { EarwaxTransports } from '../transport/earwax.binder.js';
 import type { EarwaxTransport } from '../transport/earwax.transport.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
+import { formatHostPort } from '../utils/format-host-port.js';
 
 /**
  * What an extra health check reports: whether its part is healthy, and any
@@ -218,11 +219,7 @@ export class EarwaxHealthIndicator {
       const bound = transport.address(name);
       return {
         name,
-        address: bound
-          ? bound.address.includes(':')
-            ? `[${bound.address}]:${bound.port}`
-            : `${bound.address}:${bound.port}`
-          : null,
+        address: bound ? formatHostPort(bound.address, bound.port) : null,
       };
     });
     return {

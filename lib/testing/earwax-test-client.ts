@@ -2,6 +2,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { LineFramer, type LineSink } from '../framing/line-framer.js';
 import { escapeIac } from '../telnet/telnet-parser.js';
+import { formatHostPort } from '../utils/format-host-port.js';
 import { EarwaxTestTelnet } from './earwax-test-telnet.js';
 import type {
   EarwaxTestClientOptions,
@@ -93,7 +94,7 @@ export class EarwaxTestClient {
     this.encoding = options.encoding ?? 'utf8';
     this.defaultTimeout = options.timeout ?? DEFAULT_TIMEOUT;
     this.maxLineLength = options.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH;
-    this.remote = hostPort(options.host ?? DEFAULT_HOST, options.port);
+    this.remote = formatHostPort(options.host ?? DEFAULT_HOST, options.port);
     // eslint-disable-next-line @typescript-eslint/no-this-alias
     const client = this;
     this.transcript = new Transcript({
@@ -182,7 +183,7 @@ export class EarwaxTestClient {
       return Promise.reject(err);
     }
     const host = options.host ?? DEFAULT_HOST;
-    const target = hostPort(host, options.port);
+    const target = formatHostPort(host, options.port);
     const connectTimeout = options.connectTimeout ?? DEFAULT_TIMEOUT;
     const where = { host, port: options.port, localAddress: options.from };
     const tls = options.tls;
@@ -226,7 +227,7 @@ export class EarwaxTestClient {
         clearTimeout(timer);
         socket.off('error', onError);
         socket.setNoDelay(true);
-        client.local = hostPort(
+        client.local = formatHostPort(
           socket.localAddress ?? '?',
           socket.localPort ?? 0,
         );
@@ -555,10 +556,6 @@ export class EarwaxTestClient {
 }
 
 const CRLF = Buffer.from('\r\n');
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 function checkOptions(options: EarwaxTestClientOptions): void {
   const { port, timeout, connectTimeout, maxLineLength, encoding } =

@@ -2,6 +2,7 @@ import type { INestMicroservice } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { ConnectionRegistry } from '../registry/connection.registry.js';
 import type { EarwaxTransport } from '../transport/earwax.transport.js';
+import { formatHostPort } from '../utils/format-host-port.js';
 import { EarwaxTestClient } from './earwax-test-client.js';
 import type { EarwaxTestLogger } from './earwax-test-logger.js';
 import type { EarwaxTestConnectOptions } from './interfaces/earwax-test-client-options.interface.js';
@@ -95,7 +96,7 @@ export class EarwaxTestServer {
   ): Promise<EarwaxTestClient> {
     if (this.closing) {
       throw new Error(
-        `EarwaxTestServer on ${this.host}:${this.port}: connect() after close()`,
+        `EarwaxTestServer on ${formatHostPort(this.host, this.port)}: connect() after close()`,
       );
     }
     const { listener, ...rest } = options;

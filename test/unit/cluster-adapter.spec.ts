@@ -396,31 +396,31 @@ describe('BlockListService with a cluster adapter', () => {
       createdAt: 4_999_000,
       expiresAt: 5_010_000,
     };
-    blockList.applyShared({ type: 'ban', ban: { entry, kick: true } });
+    blockList.applyBanChange({ type: 'ban', ban: { entry, kick: true } });
     expect(blockList.list()).toEqual([entry]);
     expect(blockList.isBlocked('198.51.100.99')).toBe(true);
     expect(host.disconnects).toEqual([`${victim.id}:kicked`]);
 
     // An expiry of an older ban of the same target does not end this one.
-    blockList.applyShared({
+    blockList.applyBanChange({
       type: 'expire',
       entry: { ...entry, createdAt: 1 },
     });
     expect(blockList.size).toBe(1);
-    blockList.applyShared({ type: 'expire', entry });
-    blockList.applyShared({ type: 'unban', entry });
+    blockList.applyBanChange({ type: 'expire', entry });
+    blockList.applyBanChange({ type: 'unban', entry });
     // Already over when it arrives: ignored.
-    blockList.applyShared({
+    blockList.applyBanChange({
       type: 'ban',
       ban: { entry: { ...entry, expiresAt: 4_999_999 }, kick: true },
     });
-    blockList.applyShared({
+    blockList.applyBanChange({
       type: 'ban',
       ban: { entry: { ...entry, expiresAt: undefined }, kick: false },
     });
-    blockList.applyShared({ type: 'clear' });
+    blockList.applyBanChange({ type: 'clear' });
     expect(() =>
-      blockList.applyShared({
+      blockList.applyBanChange({
         type: 'ban',
         ban: { entry: { ...entry, target: 'not an ip' }, kick: true },
       }),
@@ -445,7 +445,7 @@ describe('BlockListService with a cluster adapter', () => {
     blockList.changes$.subscribe(({ type, entry }) =>
       changes.push(`${type}:${entry.target}`),
     );
-    blockList.replaceShared([
+    blockList.replaceBans([
       { entry: kept, kick: true },
       { entry: { ...changed, reason: 'new' }, kick: true },
       {
@@ -474,7 +474,7 @@ describe('BlockListService with a cluster adapter', () => {
       'unban:192.0.2.2',
     ]);
     expect(adapter.of('banChanged')).toEqual([]);
-    expect(blockList.sharedBans()).toEqual([
+    expect(blockList.bans()).toEqual([
       { entry: kept, kick: true },
       { entry: expect.objectContaining({ reason: 'new' }), kick: true },
       {

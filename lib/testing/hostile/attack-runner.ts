@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { formatHostPort } from '../../utils/format-host-port.js';
 import { HostileSocket } from './hostile-socket.js';
 import type {
   HostileAttackName,
@@ -181,7 +182,7 @@ export async function runAttack(
   body: AttackBody,
 ): Promise<HostileResult> {
   const { host, port, probe } = target;
-  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const where = formatHostPort(host, port);
   const failures: string[] = [];
   const fail = (when: string, why: string) => {
     if (failures.length < MAX_FAILURES) failures.push(`${when}: ${why}`);

@@ -1,4 +1,5 @@
 import { positiveInteger, resolveTarget, runAttack } from './attack-runner.js';
+import { formatHostPort } from '../../utils/format-host-port.js';
 import type {
   HostileAttackOptions,
   HostileResult,
@@ -35,9 +36,7 @@ export function planHttpRequest(
   options: HttpRequestOptions = {},
 ): () => Promise<HostileResult> {
   const resolved = resolveTarget(target);
-  const authority = resolved.host.includes(':')
-    ? `[${resolved.host}]:${resolved.port}`
-    : `${resolved.host}:${resolved.port}`;
+  const authority = formatHostPort(resolved.host, resolved.port);
   const request =
     options.request ??
     `GET / HTTP/1.1\r\nHost: ${authority}\r\nUser-Agent: Mozilla/5.0 (nestjs-earwax hostile client)\r\nAccept: text/html,*/*\r\nConnection: keep-alive\r\n\r\n`;

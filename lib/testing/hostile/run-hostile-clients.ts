@@ -1,3 +1,4 @@
+import { formatHostPort } from '../../utils/format-host-port.js';
 import {
   connectionFloodAttack,
   planConnectionFlood,
@@ -199,7 +200,7 @@ export async function runHostileClients(
   });
   const print =
     options.print === false ? undefined : (options.print ?? console.log);
-  const where = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const where = formatHostPort(host, port);
   print?.(`Hostile clients against ${where}`);
   const results: HostileResult[] = [];
   for (const run of runs) {
