@@ -23,6 +23,21 @@ export default tseslint.config(
     files: ['lib/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
+      // A path inside a Nest package may move in any release, and a static
+      // import of a moved one fails the application at import time:
+      // lib/pipeline/nest-internals.ts loads those with a fallback.
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^@nestjs/(common|core|microservices)/',
+              message:
+                'Import Nest from its package root; what only a deep path has goes through lib/pipeline/nest-internals.ts.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

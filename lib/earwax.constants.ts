@@ -55,6 +55,16 @@ export type BuiltInEvent = (typeof BUILT_IN_EVENTS)[number];
  */
 export const EARWAX_PATTERN_PREFIX = 'earwax:';
 
+/**
+ * Metadata key under which `@EarwaxEvent` records, on the decorated method,
+ * the patterns of every Earwax event it handles (stacked decorators add to
+ * it). Earwax's own key, so neither the decorator nor the direct dispatcher
+ * reads Nest's pattern metadata, whose key Nest exports from no package root.
+ *
+ * @internal
+ */
+export const EARWAX_EVENTS_METADATA = 'earwax:events';
+
 /** @internal */
 export const EARWAX_MODULE_OPTIONS = Symbol('EARWAX_MODULE_OPTIONS');
 

@@ -12,6 +12,7 @@ import { ConnectionGuard } from './guard/connection.guard.js';
 import { ConnectionRegistry } from './registry/connection.registry.js';
 import { EarwaxBinder, EarwaxTransports } from './transport/earwax.binder.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
+import { NestInternalsReady } from './pipeline/nest-internals.js';
 import type {
   EarwaxModuleAsyncOptions,
   EarwaxModuleOptions,
@@ -117,6 +118,8 @@ export class EarwaxModule {
       EarwaxTransports,
       EarwaxBinder,
       ClusterLifecycle,
+      // The direct dispatcher's Nest internals, loaded before any listen().
+      NestInternalsReady,
       optionsProvider,
       ...extra,
     ];

@@ -1,6 +1,6 @@
 import { EventPattern } from '@nestjs/microservices';
-import { PATTERN_METADATA } from '@nestjs/microservices/constants.js';
 import {
+  EARWAX_EVENTS_METADATA,
   EARWAX_PATTERN_PREFIX,
   EARWAX_TRANSPORT,
   EXTRA_METHOD,
@@ -56,14 +56,18 @@ export function EarwaxEvent(
   }
   return (target, key, descriptor) => {
     const method = descriptor.value as object;
-    const earlier: unknown[] =
-      Reflect.getMetadata(PATTERN_METADATA, method) ?? [];
-    const patterns = earlier
-      .filter(
-        (p): p is string =>
-          typeof p === 'string' && p.startsWith(EARWAX_PATTERN_PREFIX),
-      )
-      .concat(events.map((name) => EARWAX_PATTERN_PREFIX + name));
+    // `@EventPattern` replaces the method's patterns: a stacked
+    // `@EarwaxEvent` passes it those of the ones below it too, as recorded
+    // under Earwax's own key (read when the class is defined, so it cannot
+    // wait for Nest's internals to load).
+    const earlier: unknown = Reflect.getMetadata(
+      EARWAX_EVENTS_METADATA,
+      method,
+    );
+    const patterns = (
+      Array.isArray(earlier) ? (earlier as string[]) : []
+    ).concat(events.map((name) => EARWAX_PATTERN_PREFIX + name));
+    Reflect.defineMetadata(EARWAX_EVENTS_METADATA, patterns, method);
     const decorate = EventPattern<string[]>(patterns, EARWAX_TRANSPORT, {
       ...options.extras,
       [EXTRA_PRIORITY]: options.priority ?? 0,

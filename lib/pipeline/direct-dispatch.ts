@@ -1,24 +1,19 @@
-import {
-  EXCEPTION_FILTERS_METADATA,
-  GUARDS_METADATA,
-  INTERCEPTORS_METADATA,
-  PIPES_METADATA,
-} from '@nestjs/common/constants.js';
+import { Logger } from '@nestjs/common';
 import {
   type ApplicationConfig,
   MetadataScanner,
   type ModulesContainer,
 } from '@nestjs/core';
-import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
-import {
-  PARAM_ARGS_METADATA,
-  PATTERN_METADATA,
-} from '@nestjs/microservices/constants.js';
-import { RpcParamtype } from '@nestjs/microservices/enums/rpc-paramtype.enum.js';
-import { RpcExceptionsHandler } from '@nestjs/microservices/exceptions/rpc-exceptions-handler.js';
 import { catchError, isObservable, type Observable } from 'rxjs';
-import { EARWAX_PATTERN_PREFIX } from '../earwax.constants.js';
+import { EARWAX_EVENTS_METADATA } from '../earwax.constants.js';
 import { isThenable } from '../utils/is-thenable.js';
+import {
+  describeMissing,
+  type ExecutionContextHostInstance,
+  type NestInternals,
+  type NestInternalsResult,
+  nestInternalsNow,
+} from './nest-internals.js';
 
 /**
  * A handler called without Nest's generic pipeline: it returns the method's
@@ -53,18 +48,23 @@ interface ParamMetadata {
   readonly index: number;
   readonly data?: unknown;
   readonly pipes?: readonly unknown[];
-  readonly factory?: (data: unknown, context: ExecutionContextHost) => unknown;
+  readonly factory?: (
+    data: unknown,
+    context: ExecutionContextHostInstance,
+  ) => unknown;
 }
 
 const PAYLOAD_ONLY: Argument = (payload) => payload;
 const CTX_ONLY: Argument = (_payload, ctx) => ctx;
 const UNSET: Argument = () => undefined;
 
-const CUSTOM_PARAM = '__customRouteArgs__';
-/** What Nest's microservices give a method without parameter decorators. */
-const DEFAULT_PARAMS: Record<string, ParamMetadata> = {
-  [`${RpcParamtype.PAYLOAD}:0`]: { index: 0 },
-};
+/**
+ * Where the dispatcher finds Nest's internals: their loading outcome, or
+ * `undefined` while they are still loading.
+ *
+ * @internal
+ */
+export type NestInternalsSource = () => NestInternalsResult | undefined;
 
 /**
  * Calls `@EarwaxEvent` methods directly when Nest's RPC pipeline would do
@@ -85,19 +85,40 @@ const DEFAULT_PARAMS: Record<string, ParamMetadata> = {
  * (`connectMicroservice()` without `inheritAppConfig`), out of sight of the
  * application's configuration read here; its handlers all go through Nest.
  *
+ * What it needs from inside Nest comes from `nest-internals.ts`. When one of
+ * those cannot be loaded (a Nest release moved it), every handler goes
+ * through Nest, and a warning naming the missing path is logged once.
+ *
  * @internal
  */
 export class NestDirectDispatcher implements DirectDispatcher {
   private index: Map<unknown, Candidate[]> | undefined;
+  private toldMissing = false;
+  private toldLoading = false;
 
+  /**
+   * @param modules The application's modules, to find each handler's
+   *   controller.
+   * @param config The application's configuration, for global enhancers.
+   * @param isHybrid Whether the application is a hybrid one.
+   * @param internals Nest's internals (the ones loaded once per process
+   *   unless a test gives others).
+   * @param logger Where the missing internals are reported.
+   */
   constructor(
     private readonly modules: ModulesContainer,
     private readonly config: ApplicationConfig,
     private readonly isHybrid: () => boolean,
+    private readonly internals: NestInternalsSource = nestInternalsNow,
+    private readonly logger: Pick<Logger, 'warn' | 'debug'> = new Logger(
+      'EarwaxTransport',
+    ),
   ) {}
 
   compile(method: unknown): DirectHandler | undefined {
     if (typeof method !== 'function' || this.isHybrid()) return undefined;
+    const internals = this.loadedInternals();
+    if (internals === undefined) return undefined;
     if (this.hasGlobalEnhancers()) return undefined;
     // Built at the first call (at listen(), after Nest registered every
     // handler), so controllers are all instantiated.
@@ -107,12 +128,41 @@ export class NestDirectDispatcher implements DirectDispatcher {
     // in two modules): which one a handler calls cannot be told.
     if (candidates?.length !== 1) return undefined;
     const [{ instance, methodName, isStatic }] = candidates;
-    if (!isStatic || hasEnhancers(instance.constructor, method)) {
+    if (!isStatic || hasEnhancers(internals, instance.constructor, method)) {
       return undefined;
     }
-    const args = argumentsOf(instance, methodName, method);
+    const args = argumentsOf(internals, instance, methodName, method);
     if (args === undefined) return undefined;
-    return directHandler(instance, method as Method, args);
+    return directHandler(internals, instance, method as Method, args);
+  }
+
+  /**
+   * Nest's internals, or `undefined` (said once) when they are missing or
+   * not loaded yet: then every handler goes through Nest's own pipeline.
+   */
+  private loadedInternals(): NestInternals | undefined {
+    const result = this.internals();
+    if (result === undefined) {
+      // Only when a transport listens outside Nest's init (which waits for
+      // them, see NestInternalsReady).
+      if (!this.toldLoading) {
+        this.toldLoading = true;
+        this.logger.debug(
+          "Nest's internals are still loading: handlers go through Nest's pipeline.",
+        );
+      }
+      return undefined;
+    }
+    if (!result.available) {
+      if (!this.toldMissing) {
+        this.toldMissing = true;
+        this.logger.warn(
+          `Cannot load ${describeMissing(result.missing)}: this Nest version moved an internal the direct dispatcher needs, so every @EarwaxEvent handler goes through Nest's pipeline (slower, same behaviour).`,
+        );
+      }
+      return undefined;
+    }
+    return result.internals;
   }
 
   private hasGlobalEnhancers(): boolean {
@@ -161,26 +211,24 @@ export class NestDirectDispatcher implements DirectDispatcher {
 
 type Method = (...args: unknown[]) => unknown;
 
+/** Whether `@EarwaxEvent` decorated the method (it records its events). */
 function isEarwaxHandler(method: unknown): boolean {
   if (typeof method !== 'function') return false;
-  const patterns: unknown = Reflect.getMetadata(PATTERN_METADATA, method);
-  return (
-    Array.isArray(patterns) &&
-    patterns.some(
-      (pattern) =>
-        typeof pattern === 'string' &&
-        pattern.startsWith(EARWAX_PATTERN_PREFIX),
-    )
-  );
+  const events: unknown = Reflect.getMetadata(EARWAX_EVENTS_METADATA, method);
+  return Array.isArray(events) && events.length > 0;
 }
 
 /** Whether a guard, interceptor, pipe or filter is set on the class or method. */
-function hasEnhancers(type: object, method: object): boolean {
+function hasEnhancers(
+  nest: NestInternals,
+  type: object,
+  method: object,
+): boolean {
   for (const key of [
-    GUARDS_METADATA,
-    INTERCEPTORS_METADATA,
-    PIPES_METADATA,
-    EXCEPTION_FILTERS_METADATA,
+    nest.GUARDS_METADATA,
+    nest.INTERCEPTORS_METADATA,
+    nest.PIPES_METADATA,
+    nest.EXCEPTION_FILTERS_METADATA,
   ]) {
     for (const target of [type, method]) {
       const list: unknown = Reflect.getMetadata(key, target);
@@ -197,16 +245,23 @@ function hasEnhancers(type: object, method: object): boolean {
  * `undefined` when one has a pipe or is of a kind this does not build.
  */
 function argumentsOf(
+  nest: NestInternals,
   instance: object,
   methodName: string,
   method: object,
 ): Argument[] | undefined {
+  const { RpcParamtype, ExecutionContextHost } = nest;
   const metadata =
     (Reflect.getMetadata(
-      PARAM_ARGS_METADATA,
+      nest.PARAM_ARGS_METADATA,
       instance.constructor,
       methodName,
-    ) as Record<string, ParamMetadata> | undefined) ?? DEFAULT_PARAMS;
+    ) as Record<string, ParamMetadata> | undefined) ??
+    // What Nest's microservices give a method without parameter decorators.
+    ({ [`${RpcParamtype.PAYLOAD}:0`]: { index: 0 } } as Record<
+      string,
+      ParamMetadata
+    >);
   const keys = Object.keys(metadata);
   const length = keys.reduce(
     (max, key) => Math.max(max, metadata[key].index + 1),
@@ -219,7 +274,7 @@ function argumentsOf(
     if (param.pipes !== undefined && param.pipes.length > 0) return undefined;
     const type = key.split(':')[0];
     const data = param.data;
-    if (type.includes(CUSTOM_PARAM)) {
+    if (type.includes(nest.CUSTOM_ROUTE_ARGS_METADATA)) {
       const factory = param.factory;
       if (typeof factory !== 'function') {
         args[param.index] = () => null;
@@ -253,6 +308,7 @@ function argumentsOf(
 }
 
 function directHandler(
+  { ExecutionContextHost, RpcExceptionsHandler }: NestInternals,
   instance: object,
   method: Method,
   args: Argument[],

@@ -17,7 +17,11 @@ import {
   UseFilters,
   UsePipes,
 } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import {
+  APP_INTERCEPTOR,
+  ApplicationConfig,
+  ModulesContainer,
+} from '@nestjs/core';
 import { Ctx, Payload, RpcException } from '@nestjs/microservices';
 import { map, type Observable, of, throwError } from 'rxjs';
 import {
@@ -26,6 +30,12 @@ import {
   EarwaxModule,
   EVENT_HANDLED,
 } from '../../lib/index.js';
+import { NestDirectDispatcher } from '../../lib/pipeline/direct-dispatch.js';
+import {
+  loadNestInternals,
+  nestInternals,
+  type NestInternalsResult,
+} from '../../lib/pipeline/nest-internals.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { LineClient } from '../support/line-client.js';
 
@@ -99,6 +109,29 @@ const SCRIPT = [
   'plain',
 ];
 
+/** What a client sees for the script, through Nest or directly. */
+const SCRIPT_LINES = [
+  'greet:1',
+  'hello',
+  'tail sync hello',
+  'async hello',
+  'tail async hello',
+  'obs hello',
+  'stopping here',
+  '4 seen:rpc:ScriptedController.command:string',
+  'tail meta',
+  'tail plain',
+  'tail last',
+];
+
+/** The handler warnings the script logs, through Nest or directly. */
+const SCRIPT_WARNINGS = [
+  'ScriptedController.command failed on on_data: Internal server error',
+  'ScriptedController.command failed on on_data: Internal server error',
+  'ScriptedController.command failed on on_data: refused politely',
+  'ScriptedController.command failed on on_data: observable failed',
+];
+
 /** What a client sees for the script, and the handler warnings logged. */
 async function transcript(booted: Booted) {
   const client = await LineClient.connect(booted.port);
@@ -155,25 +188,77 @@ describe('handlers called directly when Nest has nothing to apply', () => {
 
     expect(direct).toEqual(throughNest);
     // And what that is, so that a change to both at once is noticed too.
-    expect(direct.lines).toEqual([
-      'greet:1',
-      'hello',
-      'tail sync hello',
-      'async hello',
-      'tail async hello',
-      'obs hello',
-      'stopping here',
-      '4 seen:rpc:ScriptedController.command:string',
-      'tail meta',
-      'tail plain',
-      'tail last',
-    ]);
-    expect(direct.warnings).toEqual([
-      'ScriptedController.command failed on on_data: Internal server error',
-      'ScriptedController.command failed on on_data: Internal server error',
-      'ScriptedController.command failed on on_data: refused politely',
-      'ScriptedController.command failed on on_data: observable failed',
-    ]);
+    expect(direct.lines).toEqual(SCRIPT_LINES);
+    expect(direct.warnings).toEqual(SCRIPT_WARNINGS);
+  });
+});
+
+describe("when Nest's internals cannot be loaded", () => {
+  const MOVED = '@nestjs/core/helpers/execution-context-host.js';
+  let booted: Booted | undefined;
+  afterEach(async () => {
+    await booted?.app.close();
+    booted = undefined;
+  });
+
+  /** Boots the script with a dispatcher that finds `internals`. */
+  function bootWith(internals: NestInternalsResult) {
+    // No EarwaxModule: its dispatcher would find the real internals.
+    return bootEarwax(
+      { controllers: [ScriptedController] },
+      { encoding: 'utf8' },
+      (app, transport) =>
+        transport.bind({
+          registry: transport.connections,
+          dispatcher: new NestDirectDispatcher(
+            app.get(ModulesContainer),
+            app.get(ApplicationConfig),
+            () => false,
+            () => internals,
+          ),
+        }),
+    );
+  }
+
+  it("runs every handler through Nest's pipeline, and warns once naming the path", async () => {
+    // The same dispatcher with the internals calls them directly.
+    booted = await bootWith(await nestInternals());
+    expect(booted.logs.find('handles on_data directly', 'debug')).toHaveLength(
+      2,
+    );
+    await booted.app.close();
+
+    booted = await bootWith(
+      await loadNestInternals((specifier) =>
+        specifier === MOVED
+          ? Promise.reject(new Error(`Cannot find module '${specifier}'`))
+          : import(specifier),
+      ),
+    );
+    const warnings = booted.logs.find(`from ${MOVED}`, 'warn');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].message).toContain(
+      `ExecutionContextHost from ${MOVED} (Cannot find module '${MOVED}')`,
+    );
+    expect(booted.logs.find('directly', 'debug')).toHaveLength(0);
+    for (const [event, handlers] of [
+      ['on_connect', ['greet']],
+      ['on_data', ['command', 'tail']],
+    ] as const) {
+      for (const handler of handlers) {
+        expect(
+          booted.logs.find(
+            `ScriptedController.${handler} handles ${event} through Nest's pipeline`,
+            'debug',
+          ),
+        ).toHaveLength(1);
+      }
+    }
+    const throughNest = await transcript(booted);
+    expect(throughNest.lines).toEqual(SCRIPT_LINES);
+    expect(throughNest.warnings).toEqual(SCRIPT_WARNINGS);
+    // Still once, after every handler ran.
+    expect(booted.logs.find(`from ${MOVED}`, 'warn')).toHaveLength(1);
   });
 });
 
