@@ -17,7 +17,7 @@ import {
   assertEncoding,
   assertText,
 } from '../utils/send-arguments.js';
-import type { Connection } from './connection.js';
+import type { ConnectionCore } from './connection-core.js';
 import {
   checkOutput,
   writable,
@@ -29,7 +29,7 @@ import {
 
 const NO_ROOMS: ReadonlySet<string> = new Set<string>();
 // Set by the class's static block: the one way past its private field.
-let readConnection: (ctx: AnyConnectionContext) => Connection;
+let readConnection: (ctx: AnyConnectionContext) => ConnectionCore;
 
 /**
  * One client connection: what `@Ctx()` gives an `@EarwaxEvent` handler, and
@@ -63,14 +63,14 @@ let readConnection: (ctx: AnyConnectionContext) => Connection;
 export class ConnectionContext<
   TData extends object = Record<string, unknown>,
 > extends BaseRpcContext<[Socket]> {
-  readonly #connection: Connection;
+  readonly #connection: ConnectionCore;
 
   /**
    * Made by the connection it is the face of.
    *
    * @internal
    */
-  constructor(connection: Connection) {
+  constructor(connection: ConnectionCore) {
     super([connection.medium.socket as Socket]);
     this.#connection = connection;
   }
@@ -276,7 +276,7 @@ export class ConnectionContext<
    *   no longer open).
    */
   join(room: string): boolean {
-    return this.#connection.owner.rooms.join(this, room);
+    return this.#connection.owner.join(this.#connection, room);
   }
 
   /**
@@ -286,7 +286,7 @@ export class ConnectionContext<
    * @returns Whether it was in the room.
    */
   leave(room: string): boolean {
-    return this.#connection.owner.rooms.leave(this, room);
+    return this.#connection.owner.leave(this.#connection, room);
   }
 
   /**
@@ -377,7 +377,7 @@ export class ConnectionContext<
  *
  * @internal
  */
-export function connectionOf(ctx: AnyConnectionContext): Connection {
+export function connectionOf(ctx: AnyConnectionContext): ConnectionCore {
   return readConnection(ctx);
 }
 

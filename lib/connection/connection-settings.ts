@@ -3,7 +3,7 @@ import type {
   FramingMode,
   HandlerErrorPolicy,
   OverlongLinePolicy,
-} from '../interfaces/earwax-options.interface.js';
+} from '../interfaces/connection-options.interface.js';
 import type { InputRate } from '../limits/input-rate-limiter.js';
 import type { TelnetSettings } from '../telnet/telnet-session.js';
 

@@ -1,152 +1,40 @@
-import { Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
-import type { StringDecoder } from 'node:string_decoder';
-import type { Writable } from 'node:stream';
-import type { LineFramer, LineSink } from '../framing/line-framer.js';
-import type {
-  ConnectionAddress,
-  ConnectionState,
-  DisconnectReason,
-} from '../interfaces/connection.interface.js';
-import type { PendingHandler } from '../limits/handler-watch.js';
-import type { InputRateLimiter } from '../limits/input-rate-limiter.js';
-import type { TelnetSession } from '../telnet/telnet-session.js';
-import { formatHostPort, unmapIPv4 } from '../utils/host-port.js';
+import type { DisconnectReason } from '../interfaces/connection.interface.js';
 import { ConnectionContext } from './connection-context.js';
+import { ConnectionCore } from './connection-core.js';
 import type { ConnectionOwner } from './connection-owner.js';
 import type {
   ConnectionSettings,
   ListenerInfo,
 } from './connection-settings.js';
 import { enqueue } from './event-queue.js';
-import {
-  endOfInput,
-  lineTooLong,
-  receive,
-  receiveLine,
-  startInput,
-} from './inbound.js';
+import { endOfInput, receive, startInput } from './inbound.js';
 import type { Medium, MediumReceiver } from './medium.js';
 import { abort, hangUp, releaseOutput } from './outbox.js';
-
-/** Input modes: how a chunk of an open connection is read. */
-export const enum InputMode {
-  /** Not reading yet (pending), or no longer. */
-  None,
-  Lines,
-  Telnet,
-  Text,
-  Raw,
-}
+import { startTelnet } from './telnet-link.js';
 
 /**
- * One client connection and everything it holds: its state machine
- * (`pending` → `open` → `closing` → `closed`), its medium, its input
- * (framer, telnet, rate), its event queue and its output. Independent of
+ * One client connection: its state (see {@link ConnectionCore}) and its
+ * steps, one verb each: `open()` (admitted), `disconnect()` (the server
+ * ends it), `close()` (it stops being open, `on_disconnect` queued),
+ * `finish()` (after `on_disconnect`), `release()` (its medium closed), after
+ * which its owner's `settle()` gives its places back. Independent of
  * `net.Socket`: what it needs from below is a {@link Medium}.
- *
- * The inbound path ({@link receive} in `inbound.ts`), the event queue
- * (`event-queue.ts`) and the outbound path (`outbox.ts`) are functions over
- * this state rather than objects of their own, so that a connection costs
- * one object besides its public context, and a line no extra call layer.
- *
- * Its verbs, one per step of its life: `open()` (admitted), `disconnect()`
- * (the server ends it), `close()` (it stops being open, `on_disconnect`
- * queued), `finish()` (after `on_disconnect`), and `mediumClosed()` then the
- * owner's `settle()` (its places given back).
  *
  * @internal
  */
-export class Connection implements MediumReceiver, LineSink {
-  readonly id: string = randomUUID();
-  readonly connectedAt = Date.now();
+export class Connection extends ConnectionCore {
   /** The public face handlers get. */
   readonly context: ConnectionContext;
-  state: ConnectionState = 'pending';
-  disconnectReason: DisconnectReason | undefined = undefined;
-  address: ConnectionAddress;
-  hostname: string;
-  port: number;
-  proxy: ConnectionAddress | undefined = undefined;
-  /** A TLS listener's connection until its handshake is done. */
-  tlsPending: boolean;
-  /** Counted in the per-address limits (under `hostname`). */
-  held = false;
-  lastError: Error | undefined = undefined;
-  /** The rooms it is in; kept by the registry. */
-  rooms: Set<string> | null = null;
-  data: object | undefined = undefined;
-
-  // Input.
-  mode = InputMode.None;
-  framer: LineFramer | null = null;
-  telnet: TelnetSession | null = null;
-  decoder: StringDecoder | null = null;
-  rateLimiter: InputRateLimiter | null = null;
-  /** The first chunk has been read (and sniffed). */
-  chunkSeen = false;
-  /** Set by every input event, not by bytes; read by the idle sweep. */
-  inputSeen = false;
-  /** When the idle sweep last saw input; 0 before any. */
-  lastInputAt = 0;
-  inputPaused = false;
-
-  // Events.
-  /** Events waiting behind a running handler: name, data, name, data... */
-  queue: unknown[] | null = null;
-  busy = false;
-  /** The handler the next events wait for, while one has not settled. */
-  waiting: PendingHandler | null = null;
-  /** Cleared once a connection no longer open gave up on a handler. */
-  waitsForHandlers = true;
-
-  // Output.
-  /** Where output goes: the medium's, or a compressor in front of it. */
-  out: Writable;
-  drainTimer: NodeJS.Timeout | undefined = undefined;
-  lingerTimer: NodeJS.Timeout | undefined = undefined;
-
-  private log: Logger | undefined;
 
   constructor(
-    readonly medium: Medium,
-    readonly owner: ConnectionOwner,
-    readonly settings: ConnectionSettings,
-    readonly listener: ListenerInfo,
+    medium: Medium,
+    owner: ConnectionOwner<Connection>,
+    settings: ConnectionSettings,
+    listener: ListenerInfo,
   ) {
-    this.address = medium.remote;
-    this.hostname = unmapIPv4(medium.remote.address);
-    this.port = medium.remote.port;
-    this.tlsPending = listener.isTls;
-    this.out = medium.output;
+    super(medium, owner as ConnectionOwner<ConnectionCore>, settings, listener);
     this.context = new ConnectionContext(this);
-    medium.attach(this);
-  }
-
-  /** A logger named after the connection, made on first use. */
-  get logger(): Logger {
-    return (this.log ??= new Logger(this.toString()));
-  }
-
-  /** The encoding of its text (a telnet client may agree to another). */
-  get encoding(): BufferEncoding {
-    return this.telnet?.encoding ?? this.settings.encoding ?? 'utf8';
-  }
-
-  /**
-   * The real client, from a PROXY protocol header: becomes `address`,
-   * `hostname` and `port`; the medium's own remote end becomes `proxy`.
-   */
-  setProxiedRemote(
-    address: string,
-    port: number,
-    family: 'IPv4' | 'IPv6',
-  ): void {
-    this.proxy = this.address;
-    this.address = { address, port, family };
-    this.hostname = unmapIPv4(address);
-    this.port = port;
-    this.log = undefined;
+    medium.attach(RECEIVER, this);
   }
 
   /** Admitted: reads input, and `on_connect` runs first. */
@@ -154,6 +42,8 @@ export class Connection implements MediumReceiver, LineSink {
     this.state = 'open';
     this.owner.admitted(this);
     startInput(this);
+    const telnet = this.listener.telnet;
+    if (telnet !== null) startTelnet(this, telnet);
     if (this.settings.logConnections) {
       this.logger.log('Connection established.');
     }
@@ -161,31 +51,19 @@ export class Connection implements MediumReceiver, LineSink {
     this.medium.read();
   }
 
-  /**
-   * The server ends the connection: output already sent is flushed (unless
-   * it is a slow consumer, whose output will never drain), and an open
-   * connection is closed with `reason`.
-   */
   disconnect(reason: DisconnectReason): void {
     const state = this.state;
-    if (state === 'pending') {
-      // A refused connection: it is being closed after on_block anyway.
-      if (reason === 'slow_consumer') abort(this);
-      else hangUp(this);
-      return;
-    }
-    if (state !== 'open') return;
+    // A pending one is a refused connection, closed after on_block anyway.
+    if (state !== 'pending' && state !== 'open') return;
+    // A slow consumer's output will never drain: flushing would wait forever.
     if (reason === 'slow_consumer') abort(this);
     else hangUp(this);
-    this.close(reason);
+    if (state === 'open') this.close(reason);
   }
 
-  /**
-   * Moves an open connection to `closing`: out of the registry, with
-   * `on_disconnect` queued. The only way a connection stops being open, so
-   * `on_disconnect` runs exactly once per `on_connect`.
-   */
   close(reason: DisconnectReason): void {
+    // The only way a connection stops being open, so `on_disconnect` runs
+    // exactly once per `on_connect`.
     if (this.state !== 'open') return;
     this.state = 'closing';
     this.disconnectReason = reason;
@@ -194,7 +72,6 @@ export class Connection implements MediumReceiver, LineSink {
     enqueue(this, 'on_disconnect', reason);
   }
 
-  /** After `on_disconnect` has run: close our side, and maybe forget it. */
   finish(): void {
     this.state = 'closed';
     this.queue = null;
@@ -216,52 +93,28 @@ export class Connection implements MediumReceiver, LineSink {
     this.owner.settle(this);
   }
 
-  /** Whether events (`on_disconnect` last) are still to run. */
-  get eventsLeft(): boolean {
-    return this.state === 'open' || this.state === 'closing';
-  }
-
   /** What the connection holds beyond its medium: timers, compressor. */
   release(): void {
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     if (this.drainTimer) clearTimeout(this.drainTimer);
     releaseOutput(this);
   }
-
-  // The medium's events (MediumReceiver).
-
-  receive(chunk: Buffer): void {
-    receive(this, chunk);
-  }
-
-  ended(): void {
-    this.close('client_closed');
-  }
-
-  closed(hadError: boolean): void {
-    if (this.state === 'open') {
-      this.close(hadError || this.lastError ? 'reset' : 'client_closed');
-    }
-    this.owner.settle(this);
-  }
-
-  failed(err: Error): void {
-    this.lastError = err;
-    this.logger.debug(`Socket error: ${err.message}`);
-  }
-
-  // The framer's events (LineSink).
-
-  onLine(chunk: Buffer, start: number, end: number): void {
-    receiveLine(this, chunk, start, end);
-  }
-
-  onOverflow(): void {
-    lineTooLong(this);
-  }
-
-  /** `hostname:port`, with an IPv6 hostname in brackets. */
-  toString(): string {
-    return formatHostPort(this.hostname, this.port);
-  }
 }
+
+/** What a medium tells its connection: one object for every connection. */
+const RECEIVER: MediumReceiver<Connection> = {
+  receive,
+  ended: (connection) => connection.close('client_closed'),
+  closed: (connection, hadError) => {
+    if (connection.state === 'open') {
+      connection.close(
+        hadError || connection.lastError ? 'reset' : 'client_closed',
+      );
+    }
+    connection.owner.settle(connection);
+  },
+  failed: (connection, err) => {
+    connection.lastError = err;
+    connection.logger.debug(`Socket error: ${err.message}`);
+  },
+};

@@ -1,4 +1,4 @@
-import type { Connection } from './connection.js';
+import type { ConnectionCore } from './connection-core.js';
 import { hangUp } from './outbox.js';
 
 /** Queued events one connection handles before others get a turn. */
@@ -13,7 +13,7 @@ const FAIR_SHARE = 64;
  * @internal
  */
 export function enqueue(
-  connection: Connection,
+  connection: ConnectionCore,
   event: string,
   data: unknown,
 ): void {
@@ -49,7 +49,7 @@ export function enqueue(
  *
  * @internal
  */
-export function stopWaiting(connection: Connection): void {
+export function stopWaiting(connection: ConnectionCore): void {
   const pending = connection.waiting;
   if (pending === null) return;
   connection.owner.done(connection);
@@ -66,12 +66,11 @@ export function stopWaiting(connection: Connection): void {
  * none is left: synchronously while handlers finish at once, and from the
  * first that does not, when it has finished.
  */
-function run(connection: Connection, event: string, data: unknown): void {
+function run(connection: ConnectionCore, event: string, data: unknown): void {
   const owner = connection.owner;
-  const ctx = connection.context;
   let streak = 0;
   for (;;) {
-    const handled = owner.run(ctx, event, data);
+    const handled = owner.run(connection, event, data);
     // A connection that already gave up on a handler after its client left
     // runs its remaining lines without waiting (see HandlerWatch): one
     // grace in all, not one per hung line. on_disconnect is waited for as
@@ -110,7 +109,7 @@ function run(connection: Connection, event: string, data: unknown): void {
  * otherwise says whether an event waits, leaving the connection idle when
  * none does.
  */
-function afterEvent(connection: Connection, finished: string): boolean {
+function afterEvent(connection: ConnectionCore, finished: string): boolean {
   if (finished === 'on_disconnect') {
     connection.busy = false;
     connection.finish();
@@ -119,7 +118,7 @@ function afterEvent(connection: Connection, finished: string): boolean {
   return hasQueued(connection);
 }
 
-function hasQueued(connection: Connection): boolean {
+function hasQueued(connection: ConnectionCore): boolean {
   const queue = connection.queue;
   if (queue !== null && queue.length > 0) return true;
   connection.busy = false;
@@ -127,7 +126,7 @@ function hasQueued(connection: Connection): boolean {
 }
 
 /** Runs the connection's next queued event (and those behind it). */
-function runNext(connection: Connection): void {
+function runNext(connection: ConnectionCore): void {
   if (!hasQueued(connection)) return;
   const queue = connection.queue as unknown[];
   const event = queue.shift() as string;
@@ -137,7 +136,7 @@ function runNext(connection: Connection): void {
 }
 
 /** Reads again once the queue is down to half of what paused it. */
-function resumeInput(connection: Connection, queue: unknown[]): void {
+function resumeInput(connection: ConnectionCore, queue: unknown[]): void {
   if (
     connection.inputPaused &&
     queue.length <= connection.settings.maxQueuedEvents

@@ -1,18 +1,17 @@
 import { StringDecoder } from 'node:string_decoder';
-import { LineFramer } from '../framing/line-framer.js';
+import { LineFramer, type LineSink } from '../framing/line-framer.js';
 import { foreignProtocol } from '../framing/protocol-sniffer.js';
 import type { DisconnectReason } from '../interfaces/connection.interface.js';
 import {
   InputRateLimiter,
   type RateVerdict,
 } from '../limits/input-rate-limiter.js';
-import { type Connection, InputMode } from './connection.js';
+import { type ConnectionCore, InputMode } from './connection-core.js';
 import { enqueue } from './event-queue.js';
 import { sendLine, sendRaw } from './outbox.js';
-import { startTelnet } from './telnet-link.js';
 
 // The inbound path of a connection: chunk → sniff → rate → framer or telnet
-// → event. Functions over the connection's state (see Connection).
+// → event. Functions over the connection's state (see ConnectionCore).
 
 /**
  * Sets up reading for a connection being admitted, by its listener's and
@@ -20,7 +19,7 @@ import { startTelnet } from './telnet-link.js';
  *
  * @internal
  */
-export function startInput(connection: Connection): void {
+export function startInput(connection: ConnectionCore): void {
   const { settings, listener } = connection;
   if (settings.inputRate !== null) {
     connection.rateLimiter = new InputRateLimiter(
@@ -29,11 +28,11 @@ export function startInput(connection: Connection): void {
     );
   }
   if (settings.framing === 'line') {
-    connection.framer = new LineFramer(settings.maxLineLength);
+    connection.framer = new LineReader(settings.maxLineLength, connection);
   }
   if (listener.telnet !== null) {
+    // Started by the connection (telnet-link.ts), which reads through here.
     connection.mode = InputMode.Telnet;
-    startTelnet(connection, listener.telnet);
   } else if (settings.framing === 'line') {
     connection.mode = InputMode.Lines;
   } else if (settings.encoding) {
@@ -45,15 +44,46 @@ export function startInput(connection: Connection): void {
 }
 
 /**
+ * A connection's line framer and the sink of its lines: one object, so that
+ * framing costs no object of its own per connection.
+ */
+class LineReader extends LineFramer implements LineSink {
+  constructor(
+    maxLineLength: number,
+    private readonly connection: ConnectionCore,
+  ) {
+    super(maxLineLength);
+  }
+
+  onLine(chunk: Buffer, start: number, end: number): void {
+    receiveLine(this.connection, chunk, start, end);
+  }
+
+  onOverflow(): void {
+    lineTooLong(this.connection);
+  }
+}
+
+/**
+ * Frames bytes of the connection into lines, if it frames lines.
+ *
+ * @internal
+ */
+export function readLines(connection: ConnectionCore, bytes: Buffer): void {
+  const framer = connection.framer;
+  if (framer !== null) framer.push(bytes, framer);
+}
+
+/**
  * A chunk from the medium.
  *
  * @internal
  */
-export function receive(connection: Connection, chunk: Buffer): void {
+export function receive(connection: ConnectionCore, chunk: Buffer): void {
   if (connection.state !== 'open' || !takeChunk(connection, chunk)) return;
   switch (connection.mode) {
     case InputMode.Lines:
-      connection.framer?.push(chunk, connection);
+      readLines(connection, chunk);
       break;
     case InputMode.Telnet:
       try {
@@ -84,7 +114,7 @@ export function receive(connection: Connection, chunk: Buffer): void {
  * @internal
  */
 export function receiveData(
-  connection: Connection,
+  connection: ConnectionCore,
   data: Buffer | string,
 ): void {
   if (connection.state !== 'open') return;
@@ -100,7 +130,7 @@ export function receiveData(
  * @internal
  */
 export function receiveLine(
-  connection: Connection,
+  connection: ConnectionCore,
   chunk: Buffer,
   start: number,
   end: number,
@@ -119,7 +149,7 @@ export function receiveLine(
  *
  * @internal
  */
-export function lineTooLong(connection: Connection): void {
+export function lineTooLong(connection: ConnectionCore): void {
   const { maxLineLength, overlongLinePolicy, messages } = connection.settings;
   connection.logger.warn(
     `Line longer than ${maxLineLength} bytes: ${overlongLinePolicy === 'disconnect' ? 'disconnecting' : 'discarded'}.`,
@@ -139,7 +169,7 @@ export function lineTooLong(connection: Connection): void {
  * @internal
  */
 export function endOfInput(
-  connection: Connection,
+  connection: ConnectionCore,
   reason: DisconnectReason,
 ): void {
   const framer = connection.framer;
@@ -167,7 +197,7 @@ export function endOfInput(
  * @returns Whether the event may go on.
  * @internal
  */
-export function withinRate(connection: Connection): boolean {
+export function withinRate(connection: ConnectionCore): boolean {
   const limiter = connection.rateLimiter;
   if (limiter === null) return true;
   const verdict = limiter.take();
@@ -184,7 +214,7 @@ export function withinRate(connection: Connection): boolean {
  * @internal
  */
 export function decodeLine(
-  connection: Connection,
+  connection: ConnectionCore,
   chunk: Buffer,
   start: number,
   end: number,
@@ -209,7 +239,7 @@ export function decodeLine(
  * @returns Whether the chunk goes on (`false`: another protocol took it, or
  * the connection was dropped for flooding).
  */
-function takeChunk(connection: Connection, chunk: Buffer): boolean {
+function takeChunk(connection: ConnectionCore, chunk: Buffer): boolean {
   if (!connection.chunkSeen) {
     connection.chunkSeen = true;
     if (sniff(connection, chunk)) return false;
@@ -229,7 +259,7 @@ function takeChunk(connection: Connection, chunk: Buffer): boolean {
  * Input over the connection's rate: warns at the first drop of an episode,
  * disconnects with `flood` at the last.
  */
-function overRate(connection: Connection, verdict: RateVerdict): void {
+function overRate(connection: ConnectionCore, verdict: RateVerdict): void {
   const { messages, inputRate } = connection.settings;
   // Telnet answers to what passed go out before what is said now.
   if (verdict !== 'drop') connection.telnet?.flushAnswers();
@@ -252,7 +282,7 @@ function overRate(connection: Connection, verdict: RateVerdict): void {
  *
  * @returns Whether it was one (and the connection is being closed).
  */
-function sniff(connection: Connection, chunk: Buffer): boolean {
+function sniff(connection: ConnectionCore, chunk: Buffer): boolean {
   if (!connection.settings.sniffProtocols || connection.state !== 'open') {
     return false;
   }

@@ -6,20 +6,20 @@ import type {
 } from '../interfaces/connection.interface.js';
 
 /**
- * What a medium tells the connection it carries. One object per connection
- * (the connection itself), so a medium needs no closure per connection.
+ * What a medium tells the connection it carries (`target`). One object for
+ * every connection, so a medium needs no closure per connection.
  *
  * @internal
  */
-export interface MediumReceiver {
+export interface MediumReceiver<T = unknown> {
   /** Bytes arrived (only between `read()` and the end). */
-  receive(chunk: Buffer): void;
+  receive(target: T, chunk: Buffer): void;
   /** The peer ended its sending side; output may still flow. */
-  ended(): void;
+  ended(target: T): void;
   /** The medium is closed for good; `hadError` after a reset or failure. */
-  closed(hadError: boolean): void;
+  closed(target: T, hadError: boolean): void;
   /** The medium failed; `closed` follows. */
-  failed(err: Error): void;
+  failed(target: T, err: Error): void;
 }
 
 /**
@@ -57,8 +57,8 @@ export interface Medium {
   readonly closed: boolean;
   /** Whether the peer ended its sending side. */
   readonly peerEnded: boolean;
-  /** Starts reporting events (`closed`, `failed`) to `receiver`. */
-  attach(receiver: MediumReceiver): void;
+  /** Starts reporting events (`closed`, `failed`) of `target` to `receiver`. */
+  attach<T>(receiver: MediumReceiver<T>, target: T): void;
   /** Starts delivering input (`receive`, `ended`). */
   read(): void;
   pause(): void;

@@ -1,11 +1,11 @@
 import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import { escapeIac } from '../telnet/telnet-parser.js';
-import type { Connection } from './connection.js';
+import type { ConnectionCore } from './connection-core.js';
 
 // The outbound path of a connection: send → encode → escape → compress →
 // write → slow-consumer policy; and the end of output (hang up, linger,
-// abort). Functions over the connection's state (see Connection).
+// abort). Functions over the connection's state (see ConnectionCore).
 
 const CRLF = Buffer.from('\r\n');
 /** Encodings in which `'\r\n'` encodes to the two bytes CR LF. */
@@ -22,14 +22,14 @@ const COPY_LIMIT = 16 * 1024;
 const HIGH_WATER_MARK = 16 * 1024;
 
 const kConnection = Symbol('earwax:connection');
-type Tagged = Writable & { [kConnection]?: Connection };
+type Tagged = Writable & { [kConnection]?: ConnectionCore };
 
 /**
  * Whether output may be written; logs (debug) why not.
  *
  * @internal
  */
-export function writable(connection: Connection, what: string): boolean {
+export function writable(connection: ConnectionCore, what: string): boolean {
   // `writable` is already false once a stream is ending, ended, destroyed
   // or errored: one getter per send.
   const out = connection.out;
@@ -51,7 +51,7 @@ export function writable(connection: Connection, what: string): boolean {
  * @internal
  */
 export function writeTextLine(
-  connection: Connection,
+  connection: ConnectionCore,
   text: string,
   encoding: BufferEncoding,
 ): boolean {
@@ -79,7 +79,7 @@ export function writeTextLine(
  * @internal
  */
 export function writeBytesLine(
-  connection: Connection,
+  connection: ConnectionCore,
   data: Uint8Array,
 ): boolean {
   // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
@@ -96,7 +96,7 @@ export function writeBytesLine(
  * @internal
  */
 export function writeRaw(
-  connection: Connection,
+  connection: ConnectionCore,
   data: Uint8Array | string,
 ): boolean {
   if (connection.telnet !== null) {
@@ -114,7 +114,7 @@ export function writeRaw(
  *
  * @internal
  */
-export function writePrompt(connection: Connection, text: string): boolean {
+export function writePrompt(connection: ConnectionCore, text: string): boolean {
   const out = connection.out;
   const telnet = connection.telnet;
   const encoding = connection.encoding;
@@ -140,7 +140,7 @@ export function writePrompt(connection: Connection, text: string): boolean {
  *
  * @internal
  */
-export function sendLine(connection: Connection, text: string): boolean {
+export function sendLine(connection: ConnectionCore, text: string): boolean {
   if (!writable(connection, 'sendString')) return false;
   return checkOutput(
     connection,
@@ -153,7 +153,7 @@ export function sendLine(connection: Connection, text: string): boolean {
  *
  * @internal
  */
-export function sendRaw(connection: Connection, data: string): boolean {
+export function sendRaw(connection: ConnectionCore, data: string): boolean {
   if (!writable(connection, 'sendRaw')) return false;
   return checkOutput(connection, writeRaw(connection, data));
 }
@@ -164,7 +164,10 @@ export function sendRaw(connection: Connection, data: string): boolean {
  *
  * @internal
  */
-export function writeProtocol(connection: Connection, bytes: Buffer): boolean {
+export function writeProtocol(
+  connection: ConnectionCore,
+  bytes: Buffer,
+): boolean {
   if (!writable(connection, 'telnet')) return false;
   return checkOutput(connection, connection.out.write(bytes));
 }
@@ -178,7 +181,7 @@ export function writeProtocol(connection: Connection, bytes: Buffer): boolean {
  *   slow consumer).
  * @internal
  */
-export function checkOutput(connection: Connection, ok: boolean): boolean {
+export function checkOutput(connection: ConnectionCore, ok: boolean): boolean {
   const { maxOutputBuffer } = connection.settings;
   if (ok && maxOutputBuffer >= HIGH_WATER_MARK) return true;
   const out = connection.out;
@@ -204,7 +207,7 @@ export function checkOutput(connection: Connection, ok: boolean): boolean {
  *
  * @internal
  */
-export function hangUp(connection: Connection): void {
+export function hangUp(connection: ConnectionCore): void {
   const medium = connection.medium;
   if (medium.closed) {
     connection.owner.settle(connection);
@@ -238,7 +241,7 @@ export function hangUp(connection: Connection): void {
  *
  * @internal
  */
-export function abort(connection: Connection): void {
+export function abort(connection: ConnectionCore): void {
   const out = connection.out;
   connection.medium.abort(
     out !== connection.medium.output && out.writableLength > 0,
@@ -252,7 +255,7 @@ export function abort(connection: Connection): void {
  *
  * @internal
  */
-export function compress(connection: Connection): void {
+export function compress(connection: ConnectionCore): void {
   const output = connection.medium.output;
   if (connection.out !== output || !output.writable) return;
   // A 4 KiB window and small hash tables: about 48 KiB of zlib state per
@@ -278,7 +281,7 @@ export function compress(connection: Connection): void {
  *
  * @internal
  */
-export function releaseOutput(connection: Connection): void {
+export function releaseOutput(connection: ConnectionCore): void {
   if (connection.out !== connection.medium.output) connection.out.destroy();
 }
 
@@ -300,7 +303,7 @@ export function withCrlf(bytes: Uint8Array): Buffer {
  * happens, so a write that throws cannot hold back later output.
  */
 function writeCorked(
-  connection: Connection,
+  connection: ConnectionCore,
   first: Uint8Array,
   second: Uint8Array,
 ): boolean {
@@ -315,12 +318,12 @@ function writeCorked(
 }
 
 function onDrain(this: Tagged): void {
-  const connection = this[kConnection] as Connection;
+  const connection = this[kConnection] as ConnectionCore;
   clearTimeout(connection.drainTimer);
   connection.drainTimer = undefined;
 }
 
-function drainTimedOut(connection: Connection): void {
+function drainTimedOut(connection: ConnectionCore): void {
   connection.drainTimer = undefined;
   if (connection.state !== 'open') return;
   connection.logger.warn(

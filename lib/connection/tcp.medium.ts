@@ -7,7 +7,11 @@ import type {
 import type { Medium, MediumReceiver } from './medium.js';
 
 const kReceiver = Symbol('earwax:receiver');
-type TrackedSocket = Socket & { [kReceiver]?: MediumReceiver };
+const kTarget = Symbol('earwax:target');
+type TrackedSocket = Socket & {
+  [kReceiver]?: MediumReceiver;
+  [kTarget]?: unknown;
+};
 
 /**
  * A connection over a TCP socket, and over TLS once a handshake on that
@@ -23,6 +27,7 @@ export class TcpMedium implements Medium {
   readonly tcp: Socket;
   private current: TrackedSocket;
   private receiver: MediumReceiver | undefined;
+  private target: unknown;
 
   constructor(socket: Socket) {
     this.tcp = socket;
@@ -92,9 +97,10 @@ export class TcpMedium implements Medium {
     };
   }
 
-  attach(receiver: MediumReceiver): void {
-    this.receiver = receiver;
-    listen(this.current, receiver);
+  attach<T>(receiver: MediumReceiver<T>, target: T): void {
+    this.receiver = receiver as MediumReceiver;
+    this.target = target;
+    listen(this.current, this.receiver, target);
   }
 
   /**
@@ -106,7 +112,7 @@ export class TcpMedium implements Medium {
     if (receiver === undefined) return;
     unlisten(this.current);
     this.current = tls;
-    listen(tls, receiver);
+    listen(tls, receiver, this.target);
   }
 
   read(): void {
@@ -149,17 +155,22 @@ export class TcpMedium implements Medium {
 }
 
 /**
- * The connection a socket of a {@link TcpMedium} carries (for the TLS
- * engine's events, which name the TCP socket).
+ * What a socket of a {@link TcpMedium} carries (for the TLS engine's
+ * events, which name the TCP socket).
  *
  * @internal
  */
-export function receiverOf(socket: Socket): MediumReceiver | undefined {
-  return (socket as TrackedSocket)[kReceiver];
+export function targetOf(socket: Socket): unknown {
+  return (socket as TrackedSocket)[kTarget];
 }
 
-function listen(socket: TrackedSocket, receiver: MediumReceiver): void {
+function listen(
+  socket: TrackedSocket,
+  receiver: MediumReceiver,
+  target: unknown,
+): void {
   socket[kReceiver] = receiver;
+  socket[kTarget] = target;
   socket.on('error', onError);
   socket.on('close', onClose);
 }
@@ -170,14 +181,14 @@ function unlisten(socket: TrackedSocket): void {
 }
 
 function onData(this: TrackedSocket, chunk: Buffer): void {
-  (this[kReceiver] as MediumReceiver).receive(chunk);
+  (this[kReceiver] as MediumReceiver).receive(this[kTarget], chunk);
 }
 function onEnd(this: TrackedSocket): void {
-  (this[kReceiver] as MediumReceiver).ended();
+  (this[kReceiver] as MediumReceiver).ended(this[kTarget]);
 }
 function onClose(this: TrackedSocket, hadError: boolean): void {
-  (this[kReceiver] as MediumReceiver).closed(hadError);
+  (this[kReceiver] as MediumReceiver).closed(this[kTarget], hadError);
 }
 function onError(this: TrackedSocket, err: Error): void {
-  (this[kReceiver] as MediumReceiver).failed(err);
+  (this[kReceiver] as MediumReceiver).failed(this[kTarget], err);
 }

@@ -3,9 +3,9 @@ import {
   TelnetSession,
   type TelnetSettings,
 } from '../telnet/telnet-session.js';
-import type { Connection } from './connection.js';
+import type { ConnectionCore } from './connection-core.js';
 import { enqueue } from './event-queue.js';
-import { receiveData, withinRate } from './inbound.js';
+import { readLines, receiveData, withinRate } from './inbound.js';
 import { compress, sendLine, writeProtocol } from './outbox.js';
 
 /**
@@ -16,7 +16,7 @@ import { compress, sendLine, writeProtocol } from './outbox.js';
  * @internal
  */
 export function startTelnet(
-  connection: Connection,
+  connection: ConnectionCore,
   settings: TelnetSettings,
 ): void {
   const line = connection.framer !== null;
@@ -35,7 +35,7 @@ export function startTelnet(
           ? chunk
           : chunk.subarray(start, end);
       if (line) {
-        connection.framer?.push(bytes, connection);
+        readLines(connection, bytes);
       } else if (text) {
         // The client may agree to another charset mid-stream.
         const encoding = connection.encoding;

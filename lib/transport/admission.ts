@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import type { BlockListService } from '../block-list/block-list.service.js';
 import type { Connection } from '../connection/connection.js';
 import { sendLine, hangUp } from '../connection/outbox.js';
-import { receiverOf, TcpMedium } from '../connection/tcp.medium.js';
+import { targetOf, TcpMedium } from '../connection/tcp.medium.js';
 import type { ConnectionGuard } from '../guard/connection.guard.js';
 import type { BlockReason } from '../interfaces/connection.interface.js';
 import type { EarwaxMessages } from '../interfaces/earwax-options.interface.js';
@@ -283,7 +283,7 @@ export class Admission {
 function connectionOn(socket: Socket | undefined): Connection | undefined {
   return socket === undefined
     ? undefined
-    : (receiverOf(socket) as Connection | undefined);
+    : (targetOf(socket) as Connection | undefined);
 }
 
 function ignoreError(): void {

@@ -24,7 +24,7 @@ import type { TransportSettings } from './transport-settings.js';
  *
  * @internal
  */
-export class ConnectionHub implements ConnectionOwner {
+export class ConnectionHub implements ConnectionOwner<Connection> {
   /** Every accepted connection whose medium has not closed. */
   readonly live = new Set<Connection>();
   /**
@@ -67,20 +67,24 @@ export class ConnectionHub implements ConnectionOwner {
 
   // ConnectionOwner.
 
-  get rooms(): ConnectionRegistry {
-    return this.registry;
-  }
-
   get nested(): boolean {
     return this.handlers.nested;
   }
 
   run(
-    ctx: AnyConnectionContext,
+    connection: Connection,
     event: string,
     data: unknown,
   ): boolean | Promise<boolean> {
-    return this.handlers.run(ctx, event, data);
+    return this.handlers.run(connection.context, event, data);
+  }
+
+  join(connection: Connection, room: string): boolean {
+    return this.registry.join(connection.context, room);
+  }
+
+  leave(connection: Connection, room: string): boolean {
+    return this.registry.leave(connection.context, room);
   }
 
   wait(connection: Connection, event: string): PendingHandler {

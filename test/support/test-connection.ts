@@ -5,6 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import type { ConnectionContext } from '../../lib/connection/connection-context.js';
+import type { ConnectionCounters } from '../../lib/connection/connection-owner.js';
 import type { ConnectionOwner } from '../../lib/connection/connection-owner.js';
 import type { ConnectionSettings } from '../../lib/connection/connection-settings.js';
 import { Connection } from '../../lib/connection/connection.js';
@@ -28,6 +29,7 @@ export class TestMedium implements Medium {
   ends = 0;
   aborts: boolean[] = [];
   receiver: MediumReceiver | undefined;
+  private target: unknown;
 
   constructor(
     readonly output: Writable = new Writable({
@@ -55,8 +57,9 @@ export class TestMedium implements Medium {
   tls(): undefined {
     return undefined;
   }
-  attach(receiver: MediumReceiver): void {
-    this.receiver = receiver;
+  attach<T>(receiver: MediumReceiver<T>, target: T): void {
+    this.receiver = receiver as MediumReceiver;
+    this.target = target;
   }
   read(): void {
     this.paused = false;
@@ -79,26 +82,26 @@ export class TestMedium implements Medium {
   }
   /** The peer sends bytes. */
   feed(chunk: Buffer | string): void {
-    this.receiver?.receive(Buffer.from(chunk));
+    this.receiver?.receive(this.target, Buffer.from(chunk));
   }
   /** The peer ends its side. */
   endInput(): void {
     this.peerEnded = true;
-    this.receiver?.ended();
+    this.receiver?.ended(this.target);
   }
   /** The peer closes the medium (a reset when `hadError`). */
   close(hadError: boolean): void {
     if (this.closed) return;
     this.closed = true;
     this.output.destroy();
-    this.receiver?.closed(hadError);
+    this.receiver?.closed(this.target, hadError);
   }
   /** Closed from our side: reported a tick later, as a socket's close is. */
   private shut(hadError: boolean): void {
     if (this.closed) return;
     this.closed = true;
     this.output.destroy();
-    process.nextTick(() => this.receiver?.closed(hadError));
+    process.nextTick(() => this.receiver?.closed(this.target, hadError));
   }
 }
 
@@ -127,7 +130,8 @@ export function testSettings(
 }
 
 /** An owner that keeps a registry and records its connections' steps. */
-export interface RecordingOwner extends ConnectionOwner {
+export interface RecordingOwner extends ConnectionOwner<Connection> {
+  readonly counters: ConnectionCounters;
   readonly registry: ConnectionRegistry;
   /** `id:reason` of every `disconnect()` asked of its connections. */
   readonly disconnects: string[];
@@ -153,17 +157,15 @@ export function recordingOwner(
     settles: 0,
     handle: () => false,
     counters: { linesReceived: 0, inputDropped: 0 },
-    get rooms() {
-      return registry;
-    },
-    startedAt: Date.now(),
     nested: false,
-    run: (ctx, event, data) => {
+    run: (connection, event, data) => {
       owner.events.push(
         data === undefined ? event : `${event}:${String(data)}`,
       );
-      return owner.handle(ctx, event, data);
+      return owner.handle(connection.context, event, data);
     },
+    join: (connection, room) => registry.join(connection.context, room),
+    leave: (connection, room) => registry.leave(connection.context, room),
     wait: (connection, event) => {
       const pending = { event, seenAt: 0, overdue: false };
       connection.waiting = pending;
