@@ -9,7 +9,7 @@
 //   connection  connection/
 //   services    pipeline/, registry/, block-list/, guard/, metrics/, cluster/
 //   transport   transport/
-//   module      earwax.module.ts
+//   module      earwax.module.ts, earwax.binder.ts, earwax-module-options.interface.ts
 // index.ts (the package's root export) may import anything. The entry points
 // (client/, redis/, terminus/, testing/, decorators/) may import anything, and
 // nothing in the layers may import them.
@@ -31,7 +31,14 @@ const LAYERS = [
     ['pipeline', 'registry', 'block-list', 'guard', 'metrics', 'cluster'],
   ],
   ['transport', ['transport']],
-  ['module', ['earwax.module.ts']],
+  [
+    'module',
+    [
+      'earwax.module.ts',
+      'earwax.binder.ts',
+      'earwax-module-options.interface.ts',
+    ],
+  ],
 ];
 
 const layerRules = LAYERS.map(([name, folders], i) => ({
@@ -48,45 +55,6 @@ const layerRules = LAYERS.map(([name, folders], i) => ({
     pathNot: under(...LAYERS.slice(0, i + 1).flatMap(([, f]) => f)),
   },
 }));
-
-// Temporary exceptions: layer violations known today (no cycle is excepted).
-// Each one goes when the import it names goes. To see them reported:
-//   DEPCRUISE_ALL=1 npm run lint:deps
-const arrow = (rule, from, to) => ({
-  type: 'dependency',
-  from,
-  to,
-  rule: { severity: 'error', name: rule },
-});
-const KNOWN_VIOLATIONS = [
-  // EarwaxTransportOptions (guard, registry) and EarwaxModuleOptions (guard,
-  // adapter) name classes. Their place is beside what they configure
-  // (lib/transport/, lib/earwax.module.ts), exported from there by
-  // lib/index.ts; until then lib/interfaces/index.ts, which lib/index.ts
-  // re-exports whole, must keep them.
-  ...['interfaces-import-only-interfaces', 'layer-types'].flatMap((rule) => [
-    arrow(
-      rule,
-      'lib/interfaces/earwax-options.interface.ts',
-      'lib/guard/connection.guard.ts',
-    ),
-    arrow(
-      rule,
-      'lib/interfaces/earwax-options.interface.ts',
-      'lib/registry/connection.registry.ts',
-    ),
-    arrow(
-      rule,
-      'lib/interfaces/earwax-module-options.interface.ts',
-      'lib/guard/connection.guard.ts',
-    ),
-    arrow(
-      rule,
-      'lib/interfaces/earwax-module-options.interface.ts',
-      'lib/cluster/earwax.adapter.ts',
-    ),
-  ]),
-];
 
 export default {
   forbidden: [
@@ -116,6 +84,5 @@ export default {
       conditionNames: ['import', 'require', 'node', 'default', 'types'],
       extensions: ['.ts', '.js'],
     },
-    knownViolations: process.env.DEPCRUISE_ALL ? [] : KNOWN_VIOLATIONS,
   },
 };

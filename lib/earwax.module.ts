@@ -10,7 +10,7 @@ import { BlockListService } from './block-list/block-list.service.js';
 import { EARWAX_MODULE_OPTIONS } from './earwax.constants.js';
 import { ConnectionGuard } from './guard/connection.guard.js';
 import { ConnectionRegistry } from './registry/connection.registry.js';
-import { EarwaxBinder, EarwaxTransports } from './transport/earwax.binder.js';
+import { EarwaxBinder, EarwaxTransports } from './earwax.binder.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 import { NestInternalsReady } from './pipeline/nest-internals.js';
 import type {
@@ -18,7 +18,7 @@ import type {
   EarwaxModuleOptions,
   EarwaxOptionsFactory,
   EarwaxTransportDefaults,
-} from './interfaces/earwax-module-options.interface.js';
+} from './earwax-module-options.interface.js';
 
 /**
  * Connects Earwax to dependency injection: provides the

@@ -7,6 +7,8 @@ export {
   type BuiltInEvent,
 } from './earwax.constants.js';
 export { EarwaxModule } from './earwax.module.js';
+export * from './earwax-module-options.interface.js';
+export * from './transport/earwax-transport-options.interface.js';
 export {
   EarwaxStatus,
   EarwaxTransport,

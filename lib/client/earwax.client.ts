@@ -9,7 +9,7 @@ import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Observable, Subject } from 'rxjs';
 import { LineFramer, type LineSink } from '../framing/line-framer.js';
 import { TelnetCommand } from '../telnet/telnet-codes.js';
-import { formatHostPort } from '../utils/format-host-port.js';
+import { formatHostPort } from '../utils/host-port.js';
 import {
   escapeIac,
   negotiation,

@@ -3,10 +3,10 @@ import {
   HealthIndicatorService,
   type HealthIndicatorResult,
 } from '@nestjs/terminus';
-import { EarwaxTransports } from '../transport/earwax.binder.js';
+import { EarwaxTransports } from '../earwax.binder.js';
 import type { EarwaxTransport } from '../transport/earwax.transport.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
-import { formatHostPort } from '../utils/format-host-port.js';
+import { formatHostPort } from '../utils/host-port.js';
 
 /**
  * What an extra health check reports: whether its part is healthy, and any

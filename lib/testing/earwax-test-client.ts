@@ -2,7 +2,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { LineFramer, type LineSink } from '../framing/line-framer.js';
 import { escapeIac } from '../telnet/telnet-parser.js';
-import { formatHostPort } from '../utils/format-host-port.js';
+import { formatHostPort } from '../utils/host-port.js';
 import { EarwaxTestTelnet } from './earwax-test-telnet.js';
 import type {
   EarwaxTestClientOptions,

@@ -2,7 +2,7 @@ import type { INestMicroservice } from '@nestjs/common';
 import type { AddressInfo } from 'node:net';
 import type { ConnectionRegistry } from '../registry/connection.registry.js';
 import type { EarwaxTransport } from '../transport/earwax.transport.js';
-import { formatHostPort } from '../utils/format-host-port.js';
+import { formatHostPort } from '../utils/host-port.js';
 import { EarwaxTestClient } from './earwax-test-client.js';
 import type { EarwaxTestLogger } from './earwax-test-logger.js';
 import type { EarwaxTestConnectOptions } from './interfaces/earwax-test-client-options.interface.js';

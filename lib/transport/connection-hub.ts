@@ -169,7 +169,7 @@ export class ConnectionHub implements ConnectionOwner<Connection> {
    * Resolves once nothing is held or running, or after `timeout` ms, then
    * destroys whatever is left.
    */
-  async drain(timeout: number): Promise<void> {
+  async whenIdle(timeout: number): Promise<void> {
     if (this.idle) return;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {

@@ -19,7 +19,7 @@ import {
   EXTRA_PRIORITY,
 } from '../earwax.constants.js';
 import { EventNameError } from '../errors/event-name.error.js';
-import type { EarwaxTransportOptions } from '../interfaces/earwax-options.interface.js';
+import type { EarwaxTransportOptions } from './earwax-transport-options.interface.js';
 import { ConnectionLimits } from '../limits/connection-limits.js';
 import { IdleSweep } from '../limits/idle-sweep.js';
 import { LogThrottle } from '../limits/log-throttle.js';

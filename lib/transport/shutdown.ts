@@ -26,6 +26,6 @@ export async function shutDown(
     }
     connection.disconnect('server_shutdown');
   }
-  await hub.drain(settings.closeTimeout);
+  await hub.whenIdle(settings.closeTimeout);
   hub.watch.stop();
 }

@@ -5,10 +5,10 @@ import type { ConnectionSettings } from '../connection/connection-settings.js';
 import type {
   ConnectionRateOptions,
   EarwaxListenerOptions,
-  EarwaxTransportOptions,
   HandlerErrorPolicy,
 } from '../interfaces/earwax-options.interface.js';
 import { BlockList } from 'node:net';
+import type { EarwaxTransportOptions } from './earwax-transport-options.interface.js';
 import { addAddressOrRange } from '../block-list/block-list.service.js';
 import type { TelnetOptions } from '../interfaces/telnet.interface.js';
 import type { InputRate } from '../limits/input-rate-limiter.js';

@@ -1,8 +1,14 @@
 const IPV4_MAPPED = '::ffff:';
 
 /**
- * `host:port`, with an IPv6 host in brackets (`[::1]:4000`).
+ * A host and a port as one address, `host:port`, with an IPv6 address in
+ * brackets so that its colons cannot be read as the port's (`[::1]:4000`,
+ * as in a URL's authority, RFC 3986): for logs, messages and an HTTP `Host`.
  *
+ * @param host A host name, an IPv4 address, or an IPv6 address (without
+ *   brackets; a zone, `fe80::1%eth0`, is kept as it is).
+ * @param port The port.
+ * @returns `'203.0.113.9:4000'`, `'[2001:db8::1]:4000'`, `'localhost:4000'`.
  * @internal
  */
 export function formatHostPort(host: string, port: number): string {

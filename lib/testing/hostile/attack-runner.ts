@@ -1,5 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { formatHostPort } from '../../utils/format-host-port.js';
+import { formatHostPort } from '../../utils/host-port.js';
 import { HostileSocket } from './hostile-socket.js';
 import type {
   HostileAttackName,

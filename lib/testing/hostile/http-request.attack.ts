@@ -1,5 +1,5 @@
 import { positiveInteger, resolveTarget, runAttack } from './attack-runner.js';
-import { formatHostPort } from '../../utils/format-host-port.js';
+import { formatHostPort } from '../../utils/host-port.js';
 import type {
   HostileAttackOptions,
   HostileResult,

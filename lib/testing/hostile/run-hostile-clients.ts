@@ -1,4 +1,4 @@
-import { formatHostPort } from '../../utils/format-host-port.js';
+import { formatHostPort } from '../../utils/host-port.js';
 import {
   connectionFloodAttack,
   planConnectionFlood,

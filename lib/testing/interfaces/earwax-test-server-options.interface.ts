@@ -1,6 +1,6 @@
 import type { INestMicroservice, LogLevel } from '@nestjs/common';
 import type { EarwaxTransport } from '../../transport/earwax.transport.js';
-import type { EarwaxTransportOptions } from '../../interfaces/earwax-options.interface.js';
+import type { EarwaxTransportOptions } from '../../transport/earwax-transport-options.interface.js';
 
 /**
  * Options of `EarwaxTesting.createServer()`.

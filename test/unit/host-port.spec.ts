@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { formatHostPort } from '../../lib/utils/format-host-port.js';
+import { formatHostPort } from '../../lib/utils/host-port.js';
 
 describe('formatHostPort', () => {
   it('joins a host name or an IPv4 address and a port with a colon', () => {

@@ -4,9 +4,9 @@ import type {
   OptionalFactoryDependency,
   Type,
 } from '@nestjs/common';
-import type { EarwaxAdapter } from '../cluster/earwax.adapter.js';
-import type { ConnectionGuard } from '../guard/connection.guard.js';
-import type { EarwaxTransportOptions } from './earwax-options.interface.js';
+import type { EarwaxAdapter } from './cluster/earwax.adapter.js';
+import type { ConnectionGuard } from './guard/connection.guard.js';
+import type { EarwaxTransportOptions } from './transport/earwax-transport-options.interface.js';
 
 /**
  * Transport options an `EarwaxModule` applies to every `EarwaxTransport` of

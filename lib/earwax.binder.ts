@@ -11,14 +11,17 @@ import {
   ModulesContainer,
 } from '@nestjs/core';
 import type { Subscription } from 'rxjs';
-import { BlockListService } from '../block-list/block-list.service.js';
-import { EARWAX_MODULE_OPTIONS } from '../earwax.constants.js';
-import { ConnectionGuard } from '../guard/connection.guard.js';
-import { ConnectionRegistry } from '../registry/connection.registry.js';
-import { type EarwaxStatus, EarwaxTransport } from './earwax.transport.js';
-import type { EarwaxTransportDefaults } from '../interfaces/earwax-module-options.interface.js';
-import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
-import { NestDirectDispatcher } from '../pipeline/direct-dispatch.js';
+import { BlockListService } from './block-list/block-list.service.js';
+import { EARWAX_MODULE_OPTIONS } from './earwax.constants.js';
+import { ConnectionGuard } from './guard/connection.guard.js';
+import { ConnectionRegistry } from './registry/connection.registry.js';
+import {
+  type EarwaxStatus,
+  EarwaxTransport,
+} from './transport/earwax.transport.js';
+import type { EarwaxTransportDefaults } from './earwax-module-options.interface.js';
+import { EarwaxMetrics } from './metrics/earwax-metrics.js';
+import { NestDirectDispatcher } from './pipeline/direct-dispatch.js';
 
 /**
  * The `EarwaxTransport`s of one application, as the `EarwaxBinder` met them:
