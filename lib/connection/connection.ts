@@ -8,7 +8,7 @@ import type {
 } from './connection-settings.js';
 import { enqueue } from './event-queue.js';
 import { endOfInput, receive, startInput } from './inbound.js';
-import type { Medium, MediumReceiver } from './medium.js';
+import type { Medium, MediumSink } from './medium.js';
 import { abort, hangUp, releaseOutput } from './outbox.js';
 import { startTelnet } from './telnet-link.js';
 
@@ -34,7 +34,7 @@ export class Connection extends ConnectionCore {
   ) {
     super(medium, owner as ConnectionOwner<ConnectionCore>, settings, listener);
     this.context = new ConnectionContext(this);
-    medium.attach(RECEIVER, this);
+    medium.attach(SINK, this);
   }
 
   /** Admitted: reads input, and `on_connect` runs first. */
@@ -102,7 +102,7 @@ export class Connection extends ConnectionCore {
 }
 
 /** What a medium tells its connection: one object for every connection. */
-const RECEIVER: MediumReceiver<Connection> = {
+const SINK: MediumSink<Connection> = {
   receive,
   ended: (connection) => connection.close('client_closed'),
   closed: (connection, hadError) => {

@@ -11,7 +11,7 @@ import type {
  *
  * @internal
  */
-export interface MediumReceiver<T = unknown> {
+export interface MediumSink<T = unknown> {
   /** Bytes arrived (only between `read()` and the end). */
   receive(target: T, chunk: Buffer): void;
   /** The peer ended its sending side; output may still flow. */
@@ -57,8 +57,8 @@ export interface Medium {
   readonly closed: boolean;
   /** Whether the peer ended its sending side. */
   readonly peerEnded: boolean;
-  /** Starts reporting events (`closed`, `failed`) of `target` to `receiver`. */
-  attach<T>(receiver: MediumReceiver<T>, target: T): void;
+  /** Starts reporting events (`closed`, `failed`) of `target` to `sink`. */
+  attach<T>(sink: MediumSink<T>, target: T): void;
   /** Starts delivering input (`receive`, `ended`). */
   read(): void;
   pause(): void;

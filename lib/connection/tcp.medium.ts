@@ -4,12 +4,12 @@ import type {
   ConnectionAddress,
   TlsDetails,
 } from '../interfaces/connection.interface.js';
-import type { Medium, MediumReceiver } from './medium.js';
+import type { Medium, MediumSink } from './medium.js';
 
-const kReceiver = Symbol('earwax:receiver');
+const kSink = Symbol('earwax:sink');
 const kTarget = Symbol('earwax:target');
 type TrackedSocket = Socket & {
-  [kReceiver]?: MediumReceiver;
+  [kSink]?: MediumSink;
   [kTarget]?: unknown;
 };
 
@@ -26,7 +26,7 @@ export class TcpMedium implements Medium {
   /** The accepted TCP socket: under TLS, the one the TLS socket wraps. */
   readonly tcp: Socket;
   private current: TrackedSocket;
-  private receiver: MediumReceiver | undefined;
+  private sink: MediumSink | undefined;
   private target: unknown;
 
   constructor(socket: Socket) {
@@ -97,10 +97,10 @@ export class TcpMedium implements Medium {
     };
   }
 
-  attach<T>(receiver: MediumReceiver<T>, target: T): void {
-    this.receiver = receiver as MediumReceiver;
+  attach<T>(sink: MediumSink<T>, target: T): void {
+    this.sink = sink as MediumSink;
     this.target = target;
-    listen(this.current, this.receiver, target);
+    listen(this.current, this.sink, target);
   }
 
   /**
@@ -108,11 +108,11 @@ export class TcpMedium implements Medium {
    * now on. The TCP socket's listeners go, so its close is not seen twice.
    */
   upgrade(tls: TLSSocket): void {
-    const receiver = this.receiver;
-    if (receiver === undefined) return;
+    const sink = this.sink;
+    if (sink === undefined) return;
     unlisten(this.current);
     this.current = tls;
-    listen(tls, receiver, this.target);
+    listen(tls, sink, this.target);
   }
 
   read(): void {
@@ -166,10 +166,10 @@ export function targetOf(socket: Socket): unknown {
 
 function listen(
   socket: TrackedSocket,
-  receiver: MediumReceiver,
+  sink: MediumSink,
   target: unknown,
 ): void {
-  socket[kReceiver] = receiver;
+  socket[kSink] = sink;
   socket[kTarget] = target;
   socket.on('error', onError);
   socket.on('close', onClose);
@@ -181,14 +181,14 @@ function unlisten(socket: TrackedSocket): void {
 }
 
 function onData(this: TrackedSocket, chunk: Buffer): void {
-  (this[kReceiver] as MediumReceiver).receive(this[kTarget], chunk);
+  (this[kSink] as MediumSink).receive(this[kTarget], chunk);
 }
 function onEnd(this: TrackedSocket): void {
-  (this[kReceiver] as MediumReceiver).ended(this[kTarget]);
+  (this[kSink] as MediumSink).ended(this[kTarget]);
 }
 function onClose(this: TrackedSocket, hadError: boolean): void {
-  (this[kReceiver] as MediumReceiver).closed(this[kTarget], hadError);
+  (this[kSink] as MediumSink).closed(this[kTarget], hadError);
 }
 function onError(this: TrackedSocket, err: Error): void {
-  (this[kReceiver] as MediumReceiver).failed(this[kTarget], err);
+  (this[kSink] as MediumSink).failed(this[kTarget], err);
 }

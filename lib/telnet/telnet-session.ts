@@ -52,7 +52,7 @@ export interface TelnetSettings {
  *
  * @internal
  */
-export interface TelnetHost {
+export interface TelnetSessionSink {
   /** Clean input bytes, for the line framer (or a raw `on_data`). */
   data(chunk: Buffer, start: number, end: number): void;
   /**
@@ -132,7 +132,7 @@ const NO_CAPABILITIES: TerminalCapabilities = Object.freeze(capabilitiesOf(0));
  *
  * What a client's input makes it send is bounded three ways:
  * - Every command, negotiation and subnegotiation takes an event from the
- *   connection's input rate ({@link TelnetHost.allow}); one the rate drops
+ *   connection's input rate ({@link TelnetSessionSink.allow}); one the rate drops
  *   is not acted on, so a negotiation flood ends in `flood` like a line
  *   flood.
  * - Negotiation is answered only as RFC 1143 says: a request for the state
@@ -145,7 +145,7 @@ const NO_CAPABILITIES: TerminalCapabilities = Object.freeze(capabilitiesOf(0));
  *   twice its length to, carrying at most `answerAllowance` over from before
  *   it: over any window, that output is at most twice the input read in it
  *   plus `answerAllowance`. An answer past it is dropped and the host told
- *   ({@link TelnetHost.overBudget}); an MSSP table that does not fit is not
+ *   ({@link TelnetSessionSink.overBudget}); an MSSP table that does not fit is not
  *   sent (and a DO MSSP refused), the table's size being the game's doing.
  *   Offers made at connect, and what the game asks for (`setEcho`,
  *   `sendGmcp`), are not input's doing and are not counted.
@@ -192,7 +192,7 @@ export class TelnetSession
 
   constructor(
     private readonly settings: TelnetSettings,
-    private readonly host: TelnetHost,
+    private readonly host: TelnetSessionSink,
   ) {
     this.parser = new TelnetParser(settings.maxSubnegotiationLength);
     this.options = new OptionNegotiator(this, this);

@@ -78,7 +78,7 @@ export interface EarwaxTestPrompt {
  *
  * @internal
  */
-export interface TestTelnetHost {
+export interface TestTelnetSink {
   /** Label for messages: `client 127.0.0.2:40112 → 127.0.0.1:4000`. */
   readonly label: string;
   readonly transcript: Transcript;
@@ -146,7 +146,7 @@ export class EarwaxTestTelnet {
    * @internal
    */
   static create(
-    host: TestTelnetHost,
+    host: TestTelnetSink,
     options: EarwaxTestTelnetOptions = {},
   ): EarwaxTestTelnet {
     return new EarwaxTestTelnet(host, options);
@@ -154,7 +154,7 @@ export class EarwaxTestTelnet {
 
   /** Built by `EarwaxTestClient.connect()` with the `telnet` option. */
   private constructor(
-    private readonly host: TestTelnetHost,
+    private readonly host: TestTelnetSink,
     private readonly options: EarwaxTestTelnetOptions,
   ) {
     const accept = new Set(options.accept ?? []);

@@ -50,7 +50,7 @@ export function resolveSettings(
   options: EarwaxTransportOptions,
 ): TransportSettings {
   const d = EARWAX_DEFAULTS;
-  const maxLineLength = positive(
+  const maxLineLength = positiveInteger(
     options.maxLineLength,
     d.maxLineLength,
     'maxLineLength',
@@ -65,12 +65,12 @@ export function resolveSettings(
     maxLineLength,
     overlongLinePolicy: options.overlongLinePolicy ?? 'disconnect',
     deliverPartialLineOnEnd: options.deliverPartialLineOnEnd ?? true,
-    maxOutputBuffer: positive(
+    maxOutputBuffer: positiveInteger(
       options.maxOutputBuffer,
       d.maxOutputBuffer,
       'maxOutputBuffer',
     ),
-    writeTimeout: positive(
+    writeTimeout: positiveInteger(
       options.writeTimeout,
       d.writeTimeout,
       'writeTimeout',
@@ -78,11 +78,15 @@ export function resolveSettings(
     maxConnections:
       options.maxConnections === false
         ? Infinity
-        : positive(options.maxConnections, d.maxConnections, 'maxConnections'),
+        : positiveInteger(
+            options.maxConnections,
+            d.maxConnections,
+            'maxConnections',
+          ),
     maxConnectionsPerIp:
       options.maxConnectionsPerIp === false
         ? false
-        : positive(
+        : positiveInteger(
             options.maxConnectionsPerIp,
             d.maxConnectionsPerIp,
             'maxConnectionsPerIp',
@@ -91,11 +95,11 @@ export function resolveSettings(
     idleTimeout:
       options.idleTimeout === false
         ? false
-        : positive(options.idleTimeout, d.idleTimeout, 'idleTimeout'),
+        : positiveInteger(options.idleTimeout, d.idleTimeout, 'idleTimeout'),
     firstInputTimeout:
       options.firstInputTimeout === false
         ? false
-        : positive(
+        : positiveInteger(
             options.firstInputTimeout,
             d.firstInputTimeout,
             'firstInputTimeout',
@@ -109,7 +113,7 @@ export function resolveSettings(
       lineTooLong: `Line too long (at most ${maxLineLength} bytes).`,
       ...options.messages,
     },
-    maxQueuedEvents: positive(
+    maxQueuedEvents: positiveInteger(
       options.maxQueuedEvents,
       d.maxQueuedEvents,
       'maxQueuedEvents',
@@ -118,23 +122,27 @@ export function resolveSettings(
     handlerTimeout:
       options.handlerTimeout === false
         ? false
-        : positive(options.handlerTimeout, d.handlerTimeout, 'handlerTimeout'),
+        : positiveInteger(
+            options.handlerTimeout,
+            d.handlerTimeout,
+            'handlerTimeout',
+          ),
     handlerTimeoutPolicy: options.handlerTimeoutPolicy ?? 'keep',
     logConnections: options.logConnections ?? true,
     refusalLogInterval:
       options.refusalLogInterval === false
         ? false
-        : positive(
+        : positiveInteger(
             options.refusalLogInterval,
             d.refusalLogInterval,
             'refusalLogInterval',
           ),
-    closeTimeout: positive(
+    closeTimeout: positiveInteger(
       options.closeTimeout,
       d.closeTimeout,
       'closeTimeout',
     ),
-    lingerTimeout: positive(
+    lingerTimeout: positiveInteger(
       options.lingerTimeout,
       d.lingerTimeout,
       'lingerTimeout',
@@ -142,7 +150,7 @@ export function resolveSettings(
   };
 }
 
-function positive(
+function positiveInteger(
   value: number | undefined,
   fallback: number,
   name: string,
@@ -163,8 +171,8 @@ function resolveConnectionRate(
   if (option === undefined) return { ...EARWAX_DEFAULTS.connectionRate };
   if ('consume' in option) return option;
   return {
-    limit: positive(option.limit, 1, 'connectionRate.limit'),
-    windowMs: positive(option.windowMs, 1, 'connectionRate.windowMs'),
+    limit: positiveInteger(option.limit, 1, 'connectionRate.limit'),
+    windowMs: positiveInteger(option.windowMs, 1, 'connectionRate.windowMs'),
   };
 }
 
@@ -176,7 +184,7 @@ function resolveInputRate(
   const d = EARWAX_DEFAULTS.inputRate;
   const o = option ?? {};
   // A line longer than the byte burst could never pass.
-  const byteBurst = positive(
+  const byteBurst = positiveInteger(
     o.byteBurst,
     Math.max(d.byteBurst, maxLineLength + 2),
     'inputRate.byteBurst',
@@ -194,12 +202,18 @@ function resolveInputRate(
   }
   return {
     linesPerMs:
-      positive(o.linesPerSecond, d.linesPerSecond, 'inputRate.linesPerSecond') /
-      1000,
-    lineBurst: positive(o.lineBurst, d.lineBurst, 'inputRate.lineBurst'),
+      positiveInteger(
+        o.linesPerSecond,
+        d.linesPerSecond,
+        'inputRate.linesPerSecond',
+      ) / 1000,
+    lineBurst: positiveInteger(o.lineBurst, d.lineBurst, 'inputRate.lineBurst'),
     bytesPerMs:
-      positive(o.bytesPerSecond, d.bytesPerSecond, 'inputRate.bytesPerSecond') /
-      1000,
+      positiveInteger(
+        o.bytesPerSecond,
+        d.bytesPerSecond,
+        'inputRate.bytesPerSecond',
+      ) / 1000,
     byteBurst,
     dropsBeforeDisconnect: drops,
   };
@@ -233,7 +247,11 @@ function resolveTelnet(
     msspInterval:
       mssp === false
         ? MSSP_INTERVAL
-        : positive(mssp.interval, MSSP_INTERVAL, `${name}.mssp.interval`),
+        : positiveInteger(
+            mssp.interval,
+            MSSP_INTERVAL,
+            `${name}.mssp.interval`,
+          ),
     answerAllowance: answerAllowanceOf(mssp),
   };
 }
@@ -271,7 +289,7 @@ function resolveProxyProtocol(
   }
   return {
     trusted,
-    headerTimeout: positive(
+    headerTimeout: positiveInteger(
       option.headerTimeout,
       3000,
       `${name}.headerTimeout`,

@@ -9,7 +9,7 @@ import type { ConnectionCounters } from '../../lib/connection/connection-owner.j
 import type { ConnectionOwner } from '../../lib/connection/connection-owner.js';
 import type { ConnectionSettings } from '../../lib/connection/connection-settings.js';
 import { Connection } from '../../lib/connection/connection.js';
-import type { Medium, MediumReceiver } from '../../lib/connection/medium.js';
+import type { Medium, MediumSink } from '../../lib/connection/medium.js';
 import { EARWAX_DEFAULTS } from '../../lib/earwax.constants.js';
 import type {
   ConnectionAddress,
@@ -28,7 +28,7 @@ export class TestMedium implements Medium {
   paused = false;
   ends = 0;
   aborts: boolean[] = [];
-  receiver: MediumReceiver | undefined;
+  sink: MediumSink | undefined;
   private target: unknown;
 
   constructor(
@@ -57,8 +57,8 @@ export class TestMedium implements Medium {
   tls(): undefined {
     return undefined;
   }
-  attach<T>(receiver: MediumReceiver<T>, target: T): void {
-    this.receiver = receiver as MediumReceiver;
+  attach<T>(sink: MediumSink<T>, target: T): void {
+    this.sink = sink as MediumSink;
     this.target = target;
   }
   read(): void {
@@ -82,26 +82,26 @@ export class TestMedium implements Medium {
   }
   /** The peer sends bytes. */
   feed(chunk: Buffer | string): void {
-    this.receiver?.receive(this.target, Buffer.from(chunk));
+    this.sink?.receive(this.target, Buffer.from(chunk));
   }
   /** The peer ends its side. */
   endInput(): void {
     this.peerEnded = true;
-    this.receiver?.ended(this.target);
+    this.sink?.ended(this.target);
   }
   /** The peer closes the medium (a reset when `hadError`). */
   close(hadError: boolean): void {
     if (this.closed) return;
     this.closed = true;
     this.output.destroy();
-    this.receiver?.closed(this.target, hadError);
+    this.sink?.closed(this.target, hadError);
   }
   /** Closed from our side: reported a tick later, as a socket's close is. */
   private shut(hadError: boolean): void {
     if (this.closed) return;
     this.closed = true;
     this.output.destroy();
-    process.nextTick(() => this.receiver?.closed(this.target, hadError));
+    process.nextTick(() => this.sink?.closed(this.target, hadError));
   }
 }
 

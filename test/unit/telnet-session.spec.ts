@@ -15,7 +15,7 @@ import {
 import {
   TelnetSession,
   answerAllowanceOf,
-  type TelnetHost,
+  type TelnetSessionSink,
   type TelnetSettings,
 } from '../../lib/telnet/telnet-session.js';
 
@@ -63,7 +63,7 @@ class Reader implements TelnetSink {
 }
 
 /** A host that records what the session sends and asks. */
-class Host implements TelnetHost {
+class Host implements TelnetSessionSink {
   readonly out = new PassThrough();
   readonly written: Buffer[] = [];
   readonly events: Array<[string, unknown]> = [];
