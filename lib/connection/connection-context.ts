@@ -28,6 +28,7 @@ import {
 } from './outbox.js';
 
 const NO_ROOMS: ReadonlySet<string> = new Set<string>();
+const NO_ARGS = [] as unknown as [Socket];
 // Set by the class's static block: the one way past its private field.
 let readConnection: (ctx: AnyConnectionContext) => ConnectionCore;
 
@@ -71,7 +72,9 @@ export class ConnectionContext<
    * @internal
    */
   constructor(connection: ConnectionCore) {
-    super([connection.medium.socket as Socket]);
+    // The arguments are read from the medium when asked for (getArgs), so
+    // a context holds no array of its own.
+    super(NO_ARGS);
     this.#connection = connection;
   }
 
