@@ -1,7 +1,6 @@
 import type {
   EarwaxMessages,
   FramingMode,
-  HandlerErrorPolicy,
   OverlongLinePolicy,
 } from '../interfaces/connection-options.interface.js';
 import type { InputRate } from '../limits/input-rate-limiter.js';
@@ -26,7 +25,6 @@ export interface ConnectionSettings {
   readonly sniffProtocols: boolean;
   readonly messages: EarwaxMessages;
   readonly maxQueuedEvents: number;
-  readonly handlerErrorPolicy: HandlerErrorPolicy;
   readonly logConnections: boolean;
 }
 

@@ -95,8 +95,10 @@ export class Connection extends ConnectionCore {
 
   /** What the connection holds beyond its medium: timers, compressor. */
   release(): void {
-    if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    if (this.drainTimer) clearTimeout(this.drainTimer);
+    clearTimeout(this.lingerTimer);
+    clearTimeout(this.drainTimer);
+    this.lingerTimer = undefined;
+    this.drainTimer = undefined;
     releaseOutput(this);
   }
 }

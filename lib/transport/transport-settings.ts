@@ -34,6 +34,7 @@ export interface TransportSettings extends ConnectionSettings {
   blockList: readonly string[];
   /** The listeners, in order; one named `'default'` without `listeners`. */
   listeners: ResolvedListener[];
+  handlerErrorPolicy: HandlerErrorPolicy;
   handlerTimeout: number | false;
   handlerTimeoutPolicy: HandlerErrorPolicy;
   refusalLogInterval: number | false;

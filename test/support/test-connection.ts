@@ -123,7 +123,6 @@ export function testSettings(
     sniffProtocols: true,
     messages: { ...d.messages, lineTooLong: 'Line too long.' },
     maxQueuedEvents: d.maxQueuedEvents,
-    handlerErrorPolicy: 'keep',
     logConnections: false,
     ...overrides,
   };

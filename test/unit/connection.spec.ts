@@ -154,6 +154,42 @@ describe('Connection states', () => {
   });
 });
 
+describe('Connection states, as its medium closes', () => {
+  it('clears its drain deadline when the peer goes while output waits to drain', () => {
+    const stalled = new Writable({ write: () => undefined, highWaterMark: 10 });
+    const medium = new TestMedium(stalled);
+    const { connection, ctx, owner } = testConnection({
+      medium,
+      settings: { maxOutputBuffer: 1 << 20 },
+    });
+    connection.open();
+    expect(ctx.sendString('more than ten bytes')).toBe(true);
+    expect(connection.drainTimer).toBeDefined();
+    medium.close(true);
+    expect(owner.events.at(-1)).toBe('on_disconnect:reset');
+    connection.release();
+    expect(connection.drainTimer).toBeUndefined();
+    expect(connection.state).toBe('closed');
+  });
+
+  it('is settled again when on_disconnect ends after its medium closed', async () => {
+    const { connection, owner, medium } = opened();
+    const leaving = deferred();
+    owner.handle = (_ctx, event) =>
+      event === 'on_disconnect' ? leaving.promise : false;
+    medium.close(false);
+    expect(connection.state).toBe('closing');
+    const settledAtClose = owner.settles;
+    expect(settledAtClose).toBeGreaterThan(0);
+    leaving.resolve(false);
+    await leaving.promise;
+    await Promise.resolve();
+    expect(connection.state).toBe('closed');
+    expect(owner.settles).toBeGreaterThan(settledAtClose);
+    expect(connection.eventsLeft).toBe(false);
+  });
+});
+
 describe('Connection inbound', () => {
   it('disconnects a line past maxLineLength, telling the client', () => {
     const { owner, medium, written } = opened({ maxLineLength: 8 });
