@@ -26,8 +26,6 @@ export class TcpMedium implements Medium {
   /** The accepted TCP socket: under TLS, the one the TLS socket wraps. */
   readonly tcp: Socket;
   private current: TrackedSocket;
-  private sink: MediumSink | undefined;
-  private target: unknown;
 
   constructor(socket: Socket) {
     this.tcp = socket;
@@ -98,9 +96,8 @@ export class TcpMedium implements Medium {
   }
 
   attach<T>(sink: MediumSink<T>, target: T): void {
-    this.sink = sink as MediumSink;
-    this.target = target;
-    listen(this.current, this.sink, target);
+    // Kept on the socket only: a medium holds no field for them.
+    listen(this.current, sink as MediumSink, target);
   }
 
   /**
@@ -108,11 +105,12 @@ export class TcpMedium implements Medium {
    * now on. The TCP socket's listeners go, so its close is not seen twice.
    */
   upgrade(tls: TLSSocket): void {
-    const sink = this.sink;
+    const from = this.current;
+    const sink = from[kSink];
     if (sink === undefined) return;
-    unlisten(this.current);
+    unlisten(from);
     this.current = tls;
-    listen(tls, sink, this.target);
+    listen(tls, sink, from[kTarget]);
   }
 
   read(): void {
