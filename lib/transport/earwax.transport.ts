@@ -170,6 +170,7 @@ export class EarwaxTransport
       this.logger,
     );
     this.admission.guard = options.guard;
+    this.banConfigured();
     this.configure();
     for (const name of options.eventTypes ?? []) this.registerEventType(name);
   }
@@ -257,7 +258,8 @@ export class EarwaxTransport
    * @internal
    */
   bind(bindings: EarwaxBindings): void {
-    if (this.listeners.some((listener) => listener.listening)) {
+    const listening = this.listeners.some((listener) => listener.listening);
+    if (listening) {
       this.logger.warn(
         'EarwaxModule bound to a transport that is already listening; its guard applies to new connections only.',
       );
@@ -283,17 +285,30 @@ export class EarwaxTransport
         ...this.ownOptions,
       });
     }
-    if (idle) {
+    if (idle && !listening) {
+      // Nothing is held and no sweep or watch runs over the connections yet:
+      // a new hub takes the module's registry, counters and settings.
       this.hub = this.createHub(registry, counters);
       admission.hub = this.hub;
     } else {
+      // Held connections keep what they were accepted under.
       hub.settings = this.settings;
+      hub.registry = registry;
+      hub.counters = counters;
     }
     if (bindings.blockList && bindings.blockList !== admission.blocks) {
       admission.blocks.onModuleDestroy();
       admission.blocks = bindings.blockList;
+      this.banConfigured();
     }
     this.configure();
+  }
+
+  /** The `blockList` option's bans, on the block list now checked. */
+  private banConfigured(): void {
+    for (const target of this.settings.blockList) {
+      this.admission.blocks.ban(target, { reason: 'configured', kick: false });
+    }
   }
 
   /**
@@ -310,9 +325,6 @@ export class EarwaxTransport
     const admission = this.admission;
     admission.refusalLog?.flush();
     admission.refusalLog = this.createRefusalLog();
-    for (const target of settings.blockList) {
-      admission.blocks.ban(target, { reason: 'configured', kick: false });
-    }
   }
 
   private createHub(
