@@ -8,7 +8,7 @@ import { targetOf, TcpMedium } from '../connection/tcp.medium.js';
 import type { ConnectionGuard } from '../guard/connection.guard.js';
 import type { BlockReason } from '../interfaces/connection.interface.js';
 import type { EarwaxMessages } from '../interfaces/earwax-options.interface.js';
-import type { LogThrottle } from '../limits/log-throttle.js';
+import { LogThrottle } from '../limits/log-throttle.js';
 import type { HandlerChains } from '../pipeline/handler-chains.js';
 import { describeError } from '../utils/describe-error.js';
 import { isThenable } from '../utils/is-thenable.js';
@@ -17,7 +17,7 @@ import type { EarwaxListener } from './earwax.listener.js';
 import { readProxyHeader } from './proxy-header.js';
 
 /** Refusals logged only with `logConnections`, at `log` level. */
-export const QUIET_REFUSALS: ReadonlySet<BlockReason> = new Set<BlockReason>([
+const QUIET_REFUSALS: ReadonlySet<BlockReason> = new Set<BlockReason>([
   'blocked',
   'refused',
 ]);
@@ -38,7 +38,7 @@ const BLOCK_MESSAGE: Partial<Record<BlockReason, keyof EarwaxMessages>> = {
 export class Admission {
   guard: ConnectionGuard | undefined;
   /** Holds back repeated refusal logs (`refusalLogInterval`). */
-  refusalLog: LogThrottle | null = null;
+  private refusalLog: LogThrottle | null = null;
   /** Set by the transport's `close()`: nothing more is admitted. */
   closing = false;
 
@@ -48,6 +48,33 @@ export class Admission {
     private readonly handlers: HandlerChains,
     private readonly logger: Logger,
   ) {}
+
+  /**
+   * Logs repeated refusals at most once per `windowMs` per reason and
+   * address (`refusalLogInterval`); `false`: every refusal.
+   */
+  configure(windowMs: number | false): void {
+    this.flushRefusals();
+    this.refusalLog =
+      windowMs === false
+        ? null
+        : new LogThrottle(windowMs, (key, held) => {
+            const [reason, address] = key.split('|');
+            const from =
+              key === '*'
+                ? 'refusals from further addresses'
+                : `Connection refused (${reason})${address === undefined ? '' : ` from ${address}`}`;
+            const line = `${from}: ${held} more in the last ${windowMs / 1000} s, not logged one by one.`;
+            if (QUIET_REFUSALS.has(reason as BlockReason))
+              this.logger.log(line);
+            else this.logger.warn(line);
+          });
+  }
+
+  /** Tells the refusals held back so far, and stops the log's timer. */
+  flushRefusals(): void {
+    this.refusalLog?.flush();
+  }
 
   /** A listener accepted a TCP socket (paused, nothing read yet). */
   accept(socket: Socket, listener: EarwaxListener): void {

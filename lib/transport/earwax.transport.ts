@@ -11,24 +11,21 @@ import type { AnyConnectionContext } from '../connection/connection-context.js';
 import type { ConnectionGuard } from '../guard/connection.guard.js';
 import { ConnectionRegistry } from '../registry/connection.registry.js';
 import {
-  BUILT_IN_EVENTS,
   EARWAX_PATTERN_PREFIX,
   EARWAX_TRANSPORT,
   EXTRA_METHOD,
   EXTRA_ORIGIN,
   EXTRA_PRIORITY,
 } from '../earwax.constants.js';
-import { EventNameError } from '../errors/event-name.error.js';
 import type { EarwaxTransportOptions } from './earwax-transport-options.interface.js';
 import { ConnectionLimits } from '../limits/connection-limits.js';
 import { IdleSweep } from '../limits/idle-sweep.js';
-import { LogThrottle } from '../limits/log-throttle.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
 import type { DirectDispatcher } from '../pipeline/direct-dispatch.js';
 import { HandlerChains } from '../pipeline/handler-chains.js';
-import type { BlockReason } from '../interfaces/connection.interface.js';
 import { formatHostPort } from '../utils/host-port.js';
-import { Admission, QUIET_REFUSALS } from './admission.js';
+import { Admission } from './admission.js';
+import { EventTypes } from './event-types.js';
 import type { Connection } from '../connection/connection.js';
 import { ConnectionHub } from './connection-hub.js';
 import { EarwaxListener } from './earwax.listener.js';
@@ -113,7 +110,7 @@ export class EarwaxTransport
 
   private readonly listeners: readonly EarwaxListener[];
   private readonly ownOptions: EarwaxTransportOptions;
-  private readonly eventTypes = new Set<string>(BUILT_IN_EVENTS);
+  private readonly eventTypes = new EventTypes();
   private readonly handlers = new HandlerChains((origin, event, ctx, err) =>
     this.hub.handlerFailed(origin, event, ctx, err),
   );
@@ -322,9 +319,7 @@ export class EarwaxTransport
     settings.listeners.forEach((resolved, index) => {
       this.listeners[index].settings = resolved;
     });
-    const admission = this.admission;
-    admission.refusalLog?.flush();
-    admission.refusalLog = this.createRefusalLog();
+    this.admission.configure(this.settings.refusalLogInterval);
   }
 
   private createHub(
@@ -358,25 +353,12 @@ export class EarwaxTransport
    * @throws EventNameError if `name` is already registered (or empty).
    */
   registerEventType(name: string): string {
-    if (typeof name !== 'string' || name.length === 0) {
-      throw new EventNameError(
-        String(name),
-        'An event type must be a non-empty string.',
-      );
-    }
-    if (this.eventTypes.has(name)) {
-      throw new EventNameError(
-        name,
-        `Event type "${name}" is already registered.`,
-      );
-    }
-    this.eventTypes.add(name);
-    return name;
+    return this.eventTypes.register(name);
   }
 
   /** The registered event types, built-in ones first. */
   getEventTypes(): string[] {
-    return [...this.eventTypes];
+    return this.eventTypes.list();
   }
 
   /**
@@ -397,11 +379,7 @@ export class EarwaxTransport
     ctx: AnyConnectionContext,
     data?: unknown,
   ): Promise<boolean> {
-    if (!this.eventTypes.has(name)) {
-      return Promise.reject(
-        new EventNameError(name, `Event type "${name}" is not registered.`),
-      );
-    }
+    if (!this.eventTypes.has(name)) return this.eventTypes.unknown(name);
     const handled = this.handlers.run(ctx, name, data);
     return handled === true || handled === false
       ? Promise.resolve(handled)
@@ -484,7 +462,7 @@ export class EarwaxTransport
    */
   listen(callback: (err?: unknown) => void): void {
     try {
-      this.checkHandlerEvents();
+      this.eventTypes.check(this.handlers.events());
     } catch (err) {
       callback(err);
       return;
@@ -582,18 +560,6 @@ export class EarwaxTransport
     );
   }
 
-  private checkHandlerEvents(): void {
-    for (const [event, origins] of this.handlers.events()) {
-      if (this.eventTypes.has(event)) continue;
-      const where = origins.join(', ');
-      throw new EventNameError(
-        event,
-        `@EarwaxEvent('${event}') on ${where}: event type "${event}" is not registered. ` +
-          `Register it with transport.registerEventType('${event}') or the "eventTypes" option.`,
-      );
-    }
-  }
-
   private async shutdown(): Promise<void> {
     this.admission.closing = true;
     this._status$.next(EarwaxStatus.CLOSING);
@@ -602,24 +568,9 @@ export class EarwaxTransport
     );
     this.idleSweep?.stop();
     // Refusals held back so far are told now, and the timer stops.
-    this.admission.refusalLog?.flush();
+    this.admission.flushRefusals();
     await shutDown(this.hub, this.settings);
     await serverClosed;
     this._status$.next(EarwaxStatus.CLOSED);
-  }
-
-  private createRefusalLog(): LogThrottle | null {
-    const windowMs = this.settings.refusalLogInterval;
-    if (windowMs === false) return null;
-    return new LogThrottle(windowMs, (key, held) => {
-      const [reason, address] = key.split('|');
-      const from =
-        key === '*'
-          ? 'refusals from further addresses'
-          : `Connection refused (${reason})${address === undefined ? '' : ` from ${address}`}`;
-      const line = `${from}: ${held} more in the last ${windowMs / 1000} s, not logged one by one.`;
-      if (QUIET_REFUSALS.has(reason as BlockReason)) this.logger.log(line);
-      else this.logger.warn(line);
-    });
   }
 }
