@@ -30,22 +30,18 @@ export const enum InputMode {
 }
 
 /**
- * The state of one client connection, which every unit working on it
- * shares: what {@link Connection} (`connection.ts`) owns, and the inbound
- * path, the event queue and the outbound path read and write. Its steps are
- * abstract here so that those units, which call them, import only this
- * file, and `connection.ts`, which imports them, closes no cycle.
+ * The state of one client connection and everything it holds: its state
+ * machine (`pending` → `open` → `closing` → `closed`), its medium, its
+ * input (framer, telnet, rate), its event queue and its output.
+ * Independent of `net.Socket`: what it needs from below is a
+ * {@link Medium}.
  *
- * One client connection and everything it holds: its state machine
- * (`pending` → `open` → `closing` → `closed`), its medium, its input
- * (framer, telnet, rate), its event queue and its output. Independent of
- * `net.Socket`: what it needs from below is a {@link Medium}.
- *
- * Its steps (`lifecycle.ts`), the inbound path (`inbound.ts`), the event
- * queue (`event-queue.ts`) and the outbound path (`outbox.ts`) are
- * functions over this state rather than objects of their own, so that a
- * connection costs one object besides its public context, and a line no
- * extra call layer; and this file imports none of them (no cycle).
+ * The inbound path (`inbound.ts`), the event queue (`event-queue.ts`) and
+ * the outbound path (`outbox.ts`) are functions over this state rather than
+ * objects of their own, so that a connection costs one object besides its
+ * public context, and a line no extra call layer. They call the steps,
+ * which are abstract here and implemented by `Connection` (`connection.ts`),
+ * so that they import only this file and nothing imports back (no cycle).
  *
  * @internal
  */
