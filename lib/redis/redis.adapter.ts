@@ -41,6 +41,7 @@ import {
   SharedConnectionRate,
   type SharedConnectionRateOptions,
 } from './shared-connection-rate.js';
+import { describeError } from '../utils/describe-error.js';
 
 /** Bounds of the clean-up at close, so a stalled Redis cannot hold it up. */
 const CLOSE_TIMEOUT_MS = 2000;
@@ -313,7 +314,7 @@ export class RedisAdapter extends EarwaxAdapter {
         );
       } catch (err) {
         this.logger.warn(
-          `Could not remove this process's presence from Redis (it expires in ${this.presenceTtl} ms): ${describe(err)}`,
+          `Could not remove this process's presence from Redis (it expires in ${this.presenceTtl} ms): ${describeError(err)}`,
         );
       }
     }
@@ -582,7 +583,7 @@ export class RedisAdapter extends EarwaxAdapter {
     } catch (err) {
       if (this.rejections.allow('messages that could not be applied')) {
         this.logger.error(
-          `Could not apply a ${message.kind} message from ${message.from}: ${describe(err)}`,
+          `Could not apply a ${message.kind} message from ${message.from}: ${describeError(err)}`,
         );
       }
     }
@@ -595,7 +596,7 @@ export class RedisAdapter extends EarwaxAdapter {
   private rejected(kind: string, what: string, err: unknown): void {
     this.host?.messageRejected();
     if (this.rejections.allow(kind)) {
-      this.logger.warn(`Dropped ${what}: ${describe(err)}`);
+      this.logger.warn(`Dropped ${what}: ${describeError(err)}`);
     }
   }
 
@@ -606,7 +607,7 @@ export class RedisAdapter extends EarwaxAdapter {
         encodeMessage({ kind: 'reply', from: this.nodeId, id, ok }),
       )
       .catch((err: unknown) =>
-        this.logger.debug(`Could not answer ${to}: ${describe(err)}`),
+        this.logger.debug(`Could not answer ${to}: ${describeError(err)}`),
       );
   }
 
@@ -648,7 +649,7 @@ export class RedisAdapter extends EarwaxAdapter {
       this.subscribed = true;
       this.requestSync();
     } catch (err) {
-      this.logger.debug(`Subscribing failed: ${describe(err)}`);
+      this.logger.debug(`Subscribing failed: ${describeError(err)}`);
     }
   }
 
@@ -673,7 +674,7 @@ export class RedisAdapter extends EarwaxAdapter {
         // A later 'ready' (or the heartbeat, if the connection stayed up)
         // tries again.
         this.phase = 'down';
-        this.logger.debug(`Sync with Redis failed: ${describe(err)}`);
+        this.logger.debug(`Sync with Redis failed: ${describeError(err)}`);
         return;
       }
     } while (this.syncAgain && !this.closed);
@@ -903,7 +904,9 @@ export class RedisAdapter extends EarwaxAdapter {
     this.readingHeld = true;
     this.readHeld(client)
       .catch((err: unknown) =>
-        this.logger.debug(`Reading the held counts failed: ${describe(err)}`),
+        this.logger.debug(
+          `Reading the held counts failed: ${describeError(err)}`,
+        ),
       )
       .finally(() => (this.readingHeld = false));
   }
@@ -1005,7 +1008,7 @@ export class RedisAdapter extends EarwaxAdapter {
   private writeFailed(err: unknown): void {
     if (this.closed) return;
     if (this.phase === 'up') this.phase = 'down';
-    this.lost(describe(err));
+    this.lost(describeError(err));
   }
 
   private lost(reason: string): void {
@@ -1085,10 +1088,6 @@ function unavailable(operation: string, err: unknown): ClusterUnavailableError {
   return err instanceof ClusterUnavailableError
     ? err
     : new ClusterUnavailableError(operation, err);
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** Rejects if `promise` has not settled within `ms`. */
