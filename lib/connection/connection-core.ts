@@ -90,6 +90,8 @@ export abstract class ConnectionCore {
   // Output.
   /** Where output goes: the medium's, or a compressor in front of it. */
   out: Writable;
+  /** The stream corked until the end of the turn (see `turn-output.ts`). */
+  corked: Writable | null = null;
   drainTimer: NodeJS.Timeout | undefined = undefined;
   lingerTimer: NodeJS.Timeout | undefined = undefined;
 

@@ -11,6 +11,7 @@ import { endOfInput, receive, startInput } from './inbound.js';
 import type { Medium, MediumSink } from './medium.js';
 import { abort, hangUp, releaseOutput } from './outbox.js';
 import { startTelnet } from './telnet-link.js';
+import { flushOutput } from './turn-output.js';
 
 /**
  * One client connection: its state (see {@link ConnectionCore}) and its
@@ -73,6 +74,9 @@ export class Connection extends ConnectionCore {
   }
 
   finish(): void {
+    // What the turn held is written now, so `pendingBytes` below tells
+    // what the client has not taken.
+    flushOutput(this);
     this.state = 'closed';
     this.queue = null;
     this.framer = null;

@@ -2,10 +2,12 @@ import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import { escapeIac } from '../telnet/telnet-parser.js';
 import type { ConnectionCore } from './connection-core.js';
+import { flushEarly, flushOutput, holdOutput } from './turn-output.js';
 
 // The outbound path of a connection: send → encode → escape → compress →
-// write → slow-consumer policy; and the end of output (hang up, linger,
-// abort). Functions over the connection's state (see ConnectionCore).
+// write (held until the end of the turn, see turn-output.ts) →
+// slow-consumer policy; and the end of output (hang up, linger, abort).
+// Functions over the connection's state (see ConnectionCore).
 
 const CRLF = Buffer.from('\r\n');
 /** Encodings in which `'\r\n'` encodes to the two bytes CR LF. */
@@ -16,7 +18,7 @@ const ASCII_COMPATIBLE = new Set<BufferEncoding>([
   'binary',
   'ascii',
 ]);
-/** Up to this size a line is copied to add its terminator; past it, writev. */
+/** Up to this size a line is copied to add its terminator; past it, two chunks. */
 const COPY_LIMIT = 16 * 1024;
 /** Node's default `writableHighWaterMark` for sockets. */
 const HIGH_WATER_MARK = 16 * 1024;
@@ -25,7 +27,9 @@ const kConnection = Symbol('earwax:connection');
 type Tagged = Writable & { [kConnection]?: ConnectionCore };
 
 /**
- * Whether output may be written; logs (debug) why not.
+ * Whether output may be written; logs (debug) why not. When it may, the
+ * connection's output is held until the end of the turn: every write
+ * passes here first.
  *
  * @internal
  */
@@ -38,6 +42,7 @@ export function writable(connection: ConnectionCore, what: string): boolean {
     (out === connection.medium.output || connection.medium.output.writable) &&
     !connection.tlsPending
   ) {
+    holdOutput(connection);
     return true;
   }
   connection.logger.debug(`${what} ignored: the connection is closed.`);
@@ -61,16 +66,12 @@ export function writeTextLine(
     encoding !== 'utf-8'
   ) {
     // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
-    return writeCorked(
-      connection,
-      escapeIac(Buffer.from(text, encoding)),
-      CRLF,
-    );
+    return writePair(connection, escapeIac(Buffer.from(text, encoding)), CRLF);
   }
   if (ASCII_COMPATIBLE.has(encoding)) {
     return connection.out.write(text + '\r\n', encoding);
   }
-  return writeCorked(connection, Buffer.from(text, encoding), CRLF);
+  return writePair(connection, Buffer.from(text, encoding), CRLF);
 }
 
 /**
@@ -85,9 +86,9 @@ export function writeBytesLine(
   // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
   const bytes = connection.telnet !== null ? escapeIac(data) : data;
   return bytes.length <= COPY_LIMIT
-    ? // One small copy and one write beat a corked two-buffer writev.
+    ? // One small copy costs less than a second chunk in the writev.
       connection.out.write(withCrlf(bytes))
-    : writeCorked(connection, bytes, CRLF);
+    : writePair(connection, bytes, CRLF);
 }
 
 /**
@@ -110,7 +111,7 @@ export function writeRaw(
 }
 
 /**
- * Writes a prompt: the text, then the telnet prompt mark, as one write.
+ * Writes a prompt: the text, then the telnet prompt mark.
  *
  * @internal
  */
@@ -119,18 +120,12 @@ export function writePrompt(connection: ConnectionCore, text: string): boolean {
   const telnet = connection.telnet;
   const encoding = connection.encoding;
   const end = telnet?.promptEnd();
-  out.cork();
-  let ok: boolean;
-  try {
-    if (telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
-      ok = out.write(escapeIac(Buffer.from(text, encoding)));
-    } else {
-      ok = out.write(text, encoding);
-    }
-    if (end !== undefined) ok = out.write(end);
-  } finally {
-    out.uncork();
-  }
+  // Text and mark leave in one write: the output is held for the turn.
+  let ok =
+    telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8'
+      ? out.write(escapeIac(Buffer.from(text, encoding)))
+      : out.write(text, encoding);
+  if (end !== undefined) ok = out.write(end);
   return ok;
 }
 
@@ -185,6 +180,15 @@ export function checkOutput(connection: ConnectionCore, ok: boolean): boolean {
   const { maxOutputBuffer } = connection.settings;
   if (ok && maxOutputBuffer >= HIGH_WATER_MARK) return true;
   const out = connection.out;
+  if (
+    connection.corked === out &&
+    (!ok || out.writableLength > maxOutputBuffer)
+  ) {
+    // What this turn holds is not yet the client's backlog: written now,
+    // what stays queued is.
+    flushEarly(connection);
+    ok = out.writableLength < out.writableHighWaterMark;
+  }
   if (out.writableLength > maxOutputBuffer) {
     connection.disconnect('slow_consumer');
     return false;
@@ -208,6 +212,7 @@ export function checkOutput(connection: ConnectionCore, ok: boolean): boolean {
  * @internal
  */
 export function hangUp(connection: ConnectionCore): void {
+  flushOutput(connection);
   const medium = connection.medium;
   if (medium.closed) {
     connection.owner.settle(connection);
@@ -242,6 +247,9 @@ export function hangUp(connection: ConnectionCore): void {
  * @internal
  */
 export function abort(connection: ConnectionCore): void {
+  // What the turn held was sent before the abort, as it would have been
+  // without holding: only what the client did not take is lost.
+  flushOutput(connection);
   const out = connection.out;
   connection.medium.abort(
     out !== connection.medium.output && out.writableLength > 0,
@@ -258,6 +266,9 @@ export function abort(connection: ConnectionCore): void {
 export function compress(connection: ConnectionCore): void {
   const output = connection.medium.output;
   if (connection.out !== output || !output.writable) return;
+  // What was held goes uncompressed (it ends with the agreement); from now
+  // on the compressor is what a turn holds.
+  flushOutput(connection);
   // A 4 KiB window and small hash tables: about 48 KiB of zlib state per
   // connection instead of 256 KiB; any client's inflater reads it.
   const deflate = createDeflate({
@@ -265,6 +276,9 @@ export function compress(connection: ConnectionCore): void {
     windowBits: 12,
     memLevel: 6,
   });
+  // A turn's held writes reach zlib as one chunk: one deflate and one sync
+  // flush per turn (one write to the socket), not one per line.
+  deflate._writev = writeJoined;
   deflate.on('error', (err: Error) => {
     connection.logger.warn(
       `Compression failed (${err.message}): disconnecting.`,
@@ -282,6 +296,7 @@ export function compress(connection: ConnectionCore): void {
  * @internal
  */
 export function releaseOutput(connection: ConnectionCore): void {
+  connection.corked = null;
   if (connection.out !== connection.medium.output) connection.out.destroy();
 }
 
@@ -298,23 +313,37 @@ export function withCrlf(bytes: Uint8Array): Buffer {
   return line;
 }
 
-/**
- * Writes two buffers as one writev. The stream is uncorked whatever
- * happens, so a write that throws cannot hold back later output.
- */
-function writeCorked(
+/** Writes two buffers (one writev: the output is held for the turn). */
+function writePair(
   connection: ConnectionCore,
   first: Uint8Array,
   second: Uint8Array,
 ): boolean {
   const out = connection.out;
-  out.cork();
-  try {
-    out.write(first);
-    return out.write(second);
-  } finally {
-    out.uncork();
+  out.write(first);
+  return out.write(second);
+}
+
+/**
+ * A compressor's `_writev`: the chunks joined into one, so that zlib runs
+ * once for them (zlib streams have no writev: each chunk would be its own
+ * deflate, flush and socket write).
+ */
+function writeJoined(
+  this: Writable,
+  chunks: { chunk: Buffer }[],
+  callback: (error?: Error | null) => void,
+): void {
+  let length = 0;
+  for (const { chunk } of chunks) length += chunk.length;
+  const joined = Buffer.allocUnsafe(length);
+  let at = 0;
+  for (const { chunk } of chunks) {
+    joined.set(chunk, at);
+    at += chunk.length;
   }
+  // What Writable itself passes with a Buffer (not a BufferEncoding).
+  this._write(joined, 'buffer' as BufferEncoding, callback);
 }
 
 function onDrain(this: Tagged): void {

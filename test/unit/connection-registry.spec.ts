@@ -9,6 +9,7 @@ import {
 } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { PassThrough, Writable } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import { ConnectionContext, ConnectionRegistry } from '../../lib/index.js';
 import { closedOutput } from '../support/redis-adapter-fixtures.js';
 import {
@@ -87,33 +88,37 @@ describe('ConnectionContext sends', () => {
   function wired(encoding: BufferEncoding = 'utf8') {
     const stream = new PassThrough();
     const { ctx, h } = over(stream, { encoding, maxOutputBuffer: 1 << 20 });
-    const written = () => (stream.read() as Buffer | null) ?? Buffer.alloc(0);
+    // Output leaves at the end of the turn (one write per turn).
+    const written = async () => {
+      await setImmediate();
+      return (stream.read() as Buffer | null) ?? Buffer.alloc(0);
+    };
     return { ctx, written, host: h };
   }
 
-  it('ends lines with the two bytes CR LF whatever the encoding and size', () => {
+  it('ends lines with the two bytes CR LF whatever the encoding and size', async () => {
     const { ctx, written } = wired();
     expect(ctx.sendString('héllo')).toBe(true);
-    expect(written()).toEqual(Buffer.from('héllo\r\n'));
+    expect(await written()).toEqual(Buffer.from('héllo\r\n'));
     ctx.sendBytes(Buffer.from('abc'));
-    expect(written()).toEqual(Buffer.from('abc\r\n'));
+    expect(await written()).toEqual(Buffer.from('abc\r\n'));
     const big = Buffer.alloc(20_000, 0x62);
     ctx.sendBytes(big);
-    expect(written()).toEqual(Buffer.concat([big, Buffer.from('\r\n')]));
+    expect(await written()).toEqual(Buffer.concat([big, Buffer.from('\r\n')]));
     ctx.sendBytes('hi', 'utf16le');
-    expect(written()).toEqual(
+    expect(await written()).toEqual(
       Buffer.concat([Buffer.from('hi', 'utf16le'), Buffer.from('\r\n')]),
     );
     ctx.sendRaw(Buffer.from([1, 2, 3]));
-    expect(written()).toEqual(Buffer.from([1, 2, 3]));
+    expect(await written()).toEqual(Buffer.from([1, 2, 3]));
   });
 
-  it("encodes text with the transport's encoding", () => {
+  it("encodes text with the transport's encoding", async () => {
     const { ctx, written } = wired('latin1');
     ctx.sendString('é');
-    expect(written()).toEqual(Buffer.from([0xe9, 0x0d, 0x0a]));
+    expect(await written()).toEqual(Buffer.from([0xe9, 0x0d, 0x0a]));
     ctx.sendRaw('é');
-    expect(written()).toEqual(Buffer.from([0xe9]));
+    expect(await written()).toEqual(Buffer.from([0xe9]));
   });
 
   it('asks the transport to drop a client whose unsent output passes the cap', () => {
