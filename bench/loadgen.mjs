@@ -271,6 +271,42 @@ class Samples {
   }
 }
 
+/** What a `turn` client sends: a game command. */
+const TURN_COMMAND = Buffer.from('look\r\n');
+/** What a `room` client sends once in its room. */
+const ROOM_COMMAND = Buffer.from(
+  'say Well met, friends! Any news from the road?\r\n',
+);
+/** The first byte of a line said by another member of the room ("* "). */
+const ROOM_BROADCAST_BYTE = '*'.charCodeAt(0);
+const LF = 0x0a;
+
+/**
+ * Calls `onLine(fromOthers)` for every `\n`-terminated line that arrives on
+ * `socket`, however TCP splits or joins them (a line across reads, several
+ * lines in one); `fromOthers` when the line begins with the room-broadcast
+ * prefix. Counts the bytes read into `bytes.in`.
+ */
+function readLines(socket, bytes, onLine) {
+  let atStart = true;
+  let fromOthers = false;
+  socket.on('data', (chunk) => {
+    bytes.in += chunk.length;
+    let i = 0;
+    while (i < chunk.length) {
+      if (atStart) {
+        fromOthers = chunk[i] === ROOM_BROADCAST_BYTE;
+        atStart = false;
+      }
+      const nl = chunk.indexOf(LF, i);
+      if (nl === -1) return;
+      atStart = true;
+      i = nl + 1;
+      onLine(fromOthers);
+    }
+  });
+}
+
 const steps = {
   /**
    * Ping-pong: every client sends a line, waits for the echo, sends the next.
@@ -318,6 +354,159 @@ const steps = {
       p99Ms: percentile(sorted, 0.99),
       // The measured window on the server's clock, to cut a CPU profile.
       windowUs: [a.usage.monotonicUs, b.usage.monotonicUs],
+    };
+  },
+
+  /**
+   * A game's turn: every client sends a command and waits until it has all
+   * `replyLines` lines of the answer, then sends the next. Commands/s,
+   * server CPU per command, latency (until the last line) percentiles.
+   */
+  async turn({ clients, replyLines, warmupMs, durationMs }) {
+    const sockets = await openMany(spec.port, clients);
+    const bytes = { in: 0 };
+    let completed = 0;
+    let recording = false;
+    let running = true;
+    const latencies = new Samples();
+    for (const socket of sockets) {
+      let sentAt = 0;
+      let lines = 0;
+      readLines(socket, bytes, (fromOthers) => {
+        if (fromOthers) throw new Error('turn: unexpected room line');
+        if (++lines < replyLines) return;
+        lines = 0;
+        const now = performance.now();
+        completed++;
+        if (recording) latencies.push(now - sentAt);
+        if (running) {
+          sentAt = now;
+          socket.write(TURN_COMMAND);
+        }
+      });
+      sentAt = performance.now();
+      socket.write(TURN_COMMAND);
+    }
+    await sleep(warmupMs);
+    const bytesBefore = bytes.in;
+    const a = await mark(() => completed);
+    recording = true;
+    await sleep(durationMs);
+    recording = false;
+    const b = await mark(() => completed);
+    const bytesInWindow = bytes.in - bytesBefore;
+    running = false;
+    await sleep(100);
+    await closeAll(sockets);
+    const sorted = latencies.sorted();
+    const figures = between(a, b);
+    return {
+      clients,
+      replyLines,
+      ...figures,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      // A check that every server sends the same: bytes of one answer.
+      bytesPerCommand: bytesInWindow / figures.ops,
+    };
+  },
+
+  /**
+   * Rooms: `clients` players join `rooms` rooms (`join <n>`, round-robin by
+   * connection order); then each, closed loop, says something and waits for
+   * its `replyLines` lines, while the server also sends one line to every
+   * other member of its room. Commands/s, server CPU per command and per
+   * delivered line (the sender's and the room's), the sender's latency.
+   */
+  async room({ clients, rooms, replyLines, warmupMs, durationMs }) {
+    const sockets = await openMany(spec.port, clients);
+    const bytes = { in: 0 };
+    let completed = 0;
+    let delivered = 0;
+    let fromRoom = 0;
+    let joined = 0;
+    let recording = false;
+    let running = true;
+    const latencies = new Samples();
+    let allJoined;
+    const joinedAll = new Promise((resolve) => (allJoined = resolve));
+    const starts = [];
+    sockets.forEach((socket, i) => {
+      let sentAt = 0;
+      // The join is answered with one line, a command with `replyLines`.
+      let pending = 1;
+      let inRoom = false;
+      const send = () => {
+        pending = replyLines;
+        sentAt = performance.now();
+        socket.write(ROOM_COMMAND);
+      };
+      starts.push(send);
+      readLines(socket, bytes, (fromOthers) => {
+        delivered++;
+        if (fromOthers) {
+          fromRoom++;
+          return;
+        }
+        if (--pending > 0) return;
+        if (pending < 0) throw new Error('room: more reply lines than asked');
+        if (!inRoom) {
+          inRoom = true;
+          if (++joined === clients) allJoined();
+          return;
+        }
+        completed++;
+        if (recording) latencies.push(performance.now() - sentAt);
+        if (running) send();
+      });
+      socket.write(`join ${i % rooms}\r\n`);
+    });
+    let timer;
+    await Promise.race([
+      joinedAll,
+      new Promise((resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`room: ${joined} of ${clients} joined`)),
+          20_000,
+        );
+      }),
+    ]).finally(() => clearTimeout(timer));
+    for (const send of starts) send();
+    await sleep(warmupMs);
+    // The delivered-line counters are read beside mark()'s own counter,
+    // in the same turn of the event loop.
+    const reading = async () => {
+      const before = { delivered, fromRoom };
+      const m = await mark(() => completed);
+      return {
+        ...m,
+        delivered: (before.delivered + delivered) / 2,
+        fromRoom: (before.fromRoom + fromRoom) / 2,
+      };
+    };
+    const a = await reading();
+    recording = true;
+    await sleep(durationMs);
+    recording = false;
+    const b = await reading();
+    running = false;
+    await sleep(100);
+    await closeAll(sockets);
+    const sorted = latencies.sorted();
+    const figures = between(a, b);
+    const lines = b.delivered - a.delivered;
+    const serverCpuUs = b.usage.cpuUs - a.usage.cpuUs;
+    return {
+      clients,
+      rooms,
+      ...figures,
+      deliveredLinesPerSec: lines / figures.seconds,
+      serverCpuUsPerLine: serverCpuUs / lines,
+      // Checks: lines said to the room per command (members - 1).
+      roomLinesPerCommand: (b.fromRoom - a.fromRoom) / figures.ops,
+      linesPerCommand: lines / figures.ops,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
     };
   },
 

@@ -11,8 +11,8 @@
  * Options:
  *   --quick          short windows, one repetition (a preview, not a result)
  *   --reps=N         repetitions of every scenario
- *   --only=a,b       scenarios to run: echo, broadcast, churn, idle, slow, scale,
- *                    cluster
+ *   --only=a,b       scenarios to run: echo, turn, room, broadcast, churn, idle,
+ *                    slow, scale, cluster
  *   --profile[=srv[:churn]]  profile one server (default earwaxLine) during
  *                    the 50-client echo, or during connection churn, instead
  *   --compare=path   also run another build of the library (its index.js)
@@ -85,12 +85,22 @@ const servers = {
     script: 'plain.js',
     modes: {
       echo: 'echo',
+      // One socket.write per turn: the least a server can do.
+      turn: 'turn-one',
+      // Output coalesced by hand, once per event-loop turn.
+      room: 'room',
       broadcast: 'broadcast',
       churn: 'churn',
       idle: 'echo',
       slow: 'flood',
       scale: 'echo',
     },
+    protocol: 'line',
+  },
+  plainTurnLines: {
+    label: 'plain Node `net`, one write per line',
+    script: 'plain.js',
+    modes: { turn: 'turn-lines' },
     protocol: 'line',
   },
   nest: {
@@ -104,6 +114,8 @@ const servers = {
     script: 'earwax.js',
     modes: {
       echo: 'line',
+      turn: 'turn',
+      room: 'room',
       broadcast: 'broadcast',
       churn: 'churn',
       idle: 'line',
@@ -212,6 +224,74 @@ const scenarios = [
         key: 'busy',
         label: 'server CPU % (of one core)',
         get: (r) => r.serverCpuPct,
+      },
+    ],
+  },
+  {
+    key: 'turn',
+    servers: ['plain', 'plainTurnLines', 'earwaxLine'],
+    reps: memoryReps,
+    steps: [
+      {
+        kind: 'turn',
+        label: 'turn (5 reply lines per command), 50 clients',
+        clients: 50,
+        replyLines: 5,
+        warmupMs: quick ? 300 : 750,
+        durationMs: quick ? 1000 : 2500,
+      },
+    ],
+    metrics: [
+      { key: 'rate', label: 'commands/s', get: (r) => r.opsPerSec },
+      {
+        key: 'cpu',
+        label: 'server CPU µs/command',
+        get: (r) => r.serverCpuUsPerOp,
+      },
+      {
+        key: 'p50',
+        label: 'p50 latency ms (until the 5th line)',
+        get: (r) => r.p50Ms,
+      },
+      {
+        key: 'p99',
+        label: 'p99 latency ms (until the 5th line)',
+        get: (r) => r.p99Ms,
+      },
+    ],
+  },
+  {
+    key: 'room',
+    servers: ['plain', 'earwaxLine'],
+    reps: memoryReps,
+    steps: [
+      {
+        kind: 'room',
+        label:
+          'room, 200 players in 10 rooms (3 lines to the sender, 19 to the room)',
+        clients: 200,
+        rooms: 10,
+        replyLines: 3,
+        warmupMs: quick ? 300 : 750,
+        durationMs: quick ? 1000 : 2500,
+      },
+    ],
+    metrics: [
+      { key: 'rate', label: 'commands/s', get: (r) => r.opsPerSec },
+      {
+        key: 'cpu',
+        label: 'server CPU µs/command',
+        get: (r) => r.serverCpuUsPerOp,
+      },
+      {
+        key: 'cpuLine',
+        label: 'server CPU µs per delivered line',
+        get: (r) => r.serverCpuUsPerLine,
+      },
+      {
+        key: 'p99',
+        label: "p99 latency ms (the sender's 3 lines)",
+        get: (r) => r.p99Ms,
       },
     ],
   },

@@ -59,6 +59,34 @@ export const GREETING = 'welcome';
 /** The churn servers' connection check: a ban list nobody is on. */
 export const BANNED_HOSTS: ReadonlySet<string> = new Set(['192.0.2.1']);
 
+/**
+ * The `turn` scenario's answer to a command, before its prompt: a room's
+ * title, description, exits and who is here (48–65 bytes each with `\r\n`).
+ */
+export const TURN_LINES: readonly string[] = [
+  'The Great Hall of Castle Earwax [indoors, lit]',
+  'Tapestries line the stone walls; a fire crackles in the hearth.',
+  'Obvious exits: north, east, south, west, up and down.',
+  'Here: Aldric the smith, a grey cat and three adventurers.',
+];
+
+/** The prompt that ends a turn (`turn` and `room` scenarios), made per command. */
+export function turnPrompt(turn: number): string {
+  return `<HP 120/120 MP 45/45 MV 90/90 | turn ${turn}> What now?`;
+}
+
+/**
+ * The `room` scenario: a client's first line is `join <room>` (answered
+ * with one line); each later line, `say <text>`, is answered with three
+ * lines to the sender and one line, starting with this prefix, to every
+ * other member of its room. The load generator tells them apart by it.
+ */
+export const ROOM_BROADCAST_PREFIX = '* ';
+
+/** The second of the three lines a `room` sender gets. */
+export const ROOM_HEARD =
+  'Your words carry through the room; everyone here hears you.';
+
 /** Parses the server command line. */
 export function serverArgs(): ServerArgs {
   const { values } = parseArgs({

@@ -11,6 +11,12 @@
  *   codec, output IAC-escaped).
  * - `broadcast`: a line from any connection goes to every other one through
  *   the injected `ConnectionRegistry.broadcast()`.
+ * - `turn`: `on_data` answers each line with five `ctx.sendString()` calls
+ *   (a game's turn: the `TURN_LINES` and a prompt), as a game writes them.
+ * - `room`: `join <room>` puts the connection in a room through the
+ *   injected `ConnectionRegistry.join()`; then each `say <text>` is
+ *   answered with three `ctx.sendString()` calls and one line to the rest of
+ *   the room, `registry.broadcast(text, { room, except: ctx })`.
  * - `churn`: a `ConnectionGuard` checks a ban list, `on_connect` greets,
  *   `on_disconnect` counts.
  * - `flood`: a connection that sends `flood` gets lines through
@@ -32,8 +38,12 @@ import {
   FLOOD_TEXT,
   FLOOD_TICK_MS,
   GREETING,
+  ROOM_BROADCAST_PREFIX,
+  ROOM_HEARD,
+  TURN_LINES,
   serve,
   serverArgs,
+  turnPrompt,
 } from './control.js';
 import { earwax, type EarwaxApi } from './earwax-package.js';
 
@@ -82,6 +92,64 @@ class BroadcastController {
   @EarwaxEvent('on_data')
   trigger(@Payload() line: Buffer, @Ctx() ctx: ConnectionContext): void {
     this.registry.broadcast(line.toString(), { except: ctx });
+  }
+}
+
+@Controller()
+class TurnController {
+  @EarwaxEvent('on_data')
+  command(
+    @Payload() _line: Buffer,
+    @Ctx() ctx: EarwaxApi.ConnectionContext<{ turn?: number }>,
+  ): void {
+    const turn = (ctx.data.turn ?? 0) + 1;
+    ctx.data.turn = turn;
+    for (const line of TURN_LINES) ctx.sendString(line);
+    ctx.sendString(turnPrompt(turn));
+  }
+}
+
+/** A `room` player's state (`ctx.data`). */
+interface Player {
+  name?: string;
+  room?: string;
+  turn?: number;
+}
+let players = 0;
+
+@Controller()
+class RoomController {
+  constructor(
+    @Inject(ConnectionRegistry)
+    private readonly registry: EarwaxApi.ConnectionRegistry,
+  ) {}
+
+  @EarwaxEvent('on_data')
+  command(
+    @Payload() data: Buffer,
+    @Ctx() ctx: EarwaxApi.ConnectionContext<Player>,
+  ): void {
+    const line = data.toString();
+    const player = ctx.data;
+    if (player.room === undefined) {
+      if (!line.startsWith('join ')) return;
+      const room = line.slice(5);
+      this.registry.join(ctx, room);
+      player.room = room;
+      player.name = `player${++players}`;
+      ctx.sendString(`You join room ${room}.`);
+      return;
+    }
+    const text = line.startsWith('say ') ? line.slice(4) : line;
+    const turn = (player.turn ?? 0) + 1;
+    player.turn = turn;
+    ctx.sendString(`You say, '${text}'`);
+    ctx.sendString(ROOM_HEARD);
+    ctx.sendString(turnPrompt(turn));
+    this.registry.broadcast(
+      `${ROOM_BROADCAST_PREFIX}${player.name} says, '${text}'`,
+      { room: player.room, except: ctx },
+    );
   }
 }
 
@@ -138,6 +206,8 @@ const controllers: Record<string, Type<unknown>> = {
   line: LineEchoController,
   telnet: LineEchoController,
   raw: RawEchoController,
+  turn: TurnController,
+  room: RoomController,
   broadcast: BroadcastController,
   churn: ChurnController,
   flood: FloodController,

@@ -8,6 +8,16 @@
  * - `broadcast`: a line from any connection is written, as one shared
  *   Buffer, to every other connection.
  * - `churn`: check the peer against a ban list, greet it; nothing else.
+ * - `turn-one`: each line is answered with five (a game's turn: the
+ *   `TURN_LINES` and a prompt), joined into one string and written with one
+ *   `socket.write`: the least a server can do per turn.
+ * - `turn-lines`: the same five lines, each with its own `socket.write`.
+ * - `room`: `join <room>`, then each `say <text>` is answered with three
+ *   lines to the sender and one to each other member of the room. Output is
+ *   coalesced by hand, as a server tuned for it would: every connection has
+ *   an array of chunks, flushed by one `setImmediate` for the whole server
+ *   per event-loop turn, with one `socket.write` per connection that has
+ *   output; the line said to the room is encoded once and shared.
  * - `flood`: a connection that sends `flood` gets lines written to it for
  *   `--flood-ms`, naively (no backpressure, no output cap), as most
  *   hand-written servers do.
@@ -18,8 +28,12 @@ import {
   FLOOD_TEXT,
   FLOOD_TICK_MS,
   GREETING,
+  ROOM_BROADCAST_PREFIX,
+  ROOM_HEARD,
+  TURN_LINES,
   serve,
   serverArgs,
+  turnPrompt,
 } from './control.js';
 
 const LF = 0x0a;
@@ -74,6 +88,93 @@ function churn(socket: Socket): void {
   socket.write(GREETING + '\r\n');
 }
 
+/** One turn as one string: the five lines, each with its `\r\n`. */
+const TURN_HEAD = TURN_LINES.map((line) => line + '\r\n').join('');
+
+function turnOne(socket: Socket): void {
+  let turn = 0;
+  onLines(socket, () => {
+    socket.write(TURN_HEAD + turnPrompt(++turn) + '\r\n');
+  });
+}
+
+function turnLines(socket: Socket): void {
+  let turn = 0;
+  onLines(socket, () => {
+    for (const line of TURN_LINES) socket.write(line + '\r\n');
+    socket.write(turnPrompt(++turn) + '\r\n');
+  });
+}
+
+/** A connection of the `room` mode. */
+interface Player {
+  socket: Socket;
+  name: string;
+  /** The members of its room (itself included), once it has joined. */
+  room: Set<Player> | null;
+  turn: number;
+  /** Output not yet written: flushed once per event-loop turn. */
+  out: Buffer[];
+}
+
+const rooms = new Map<string, Set<Player>>();
+let players = 0;
+/** Players with output, in the order they got it; one flush for all. */
+let dirty: Player[] = [];
+let flushScheduled = false;
+
+function queue(player: Player, chunk: Buffer): void {
+  if (player.out.length === 0) {
+    dirty.push(player);
+    if (!flushScheduled) {
+      flushScheduled = true;
+      setImmediate(flush);
+    }
+  }
+  player.out.push(chunk);
+}
+
+function flush(): void {
+  flushScheduled = false;
+  const flushing = dirty;
+  dirty = [];
+  for (const player of flushing) {
+    const { out } = player;
+    const chunk = out.length === 1 ? out[0] : Buffer.concat(out);
+    out.length = 0;
+    if (!player.socket.destroyed) player.socket.write(chunk);
+  }
+}
+
+function room(socket: Socket): void {
+  const player: Player = { socket, name: '', room: null, turn: 0, out: [] };
+  socket.on('close', () => player.room?.delete(player));
+  onLines(socket, (line) => {
+    if (player.room === null) {
+      if (!line.startsWith('join ')) return;
+      const name = line.slice(5);
+      let members = rooms.get(name);
+      if (!members) rooms.set(name, (members = new Set()));
+      members.add(player);
+      player.room = members;
+      player.name = `player${++players}`;
+      queue(player, Buffer.from(`You join room ${name}.\r\n`));
+      return;
+    }
+    const text = line.startsWith('say ') ? line.slice(4) : line;
+    queue(player, Buffer.from(`You say, '${text}'\r\n`));
+    queue(player, Buffer.from(ROOM_HEARD + '\r\n'));
+    queue(player, Buffer.from(turnPrompt(++player.turn) + '\r\n'));
+    // Encoded once, queued to every other member.
+    const said = Buffer.from(
+      `${ROOM_BROADCAST_PREFIX}${player.name} says, '${text}'\r\n`,
+    );
+    for (const other of player.room) {
+      if (other !== player) queue(other, said);
+    }
+  });
+}
+
 function flood(socket: Socket): void {
   onLines(socket, (line) => {
     if (line !== 'flood') return;
@@ -96,6 +197,9 @@ function flood(socket: Socket): void {
 
 const modes: Record<string, (socket: Socket) => void> = {
   echo,
+  'turn-one': turnOne,
+  'turn-lines': turnLines,
+  room,
   broadcast,
   churn,
   flood,
