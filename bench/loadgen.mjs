@@ -408,6 +408,8 @@ const steps = {
       p99Ms: percentile(sorted, 0.99),
       // A check that every server sends the same: bytes of one answer.
       bytesPerCommand: bytesInWindow / figures.ops,
+      // The measured window on the server's clock, to cut a CPU profile.
+      windowUs: [a.usage.monotonicUs, b.usage.monotonicUs],
     };
   },
 
@@ -507,6 +509,7 @@ const steps = {
       linesPerCommand: lines / figures.ops,
       p50Ms: percentile(sorted, 0.5),
       p99Ms: percentile(sorted, 0.99),
+      windowUs: [a.usage.monotonicUs, b.usage.monotonicUs],
     };
   },
 

@@ -13,8 +13,9 @@
  *   --reps=N         repetitions of every scenario
  *   --only=a,b       scenarios to run: echo, turn, room, broadcast, churn, idle,
  *                    slow, scale, cluster
- *   --profile[=srv[:churn]]  profile one server (default earwaxLine) during
- *                    the 50-client echo, or during connection churn, instead
+ *   --profile[=srv[:scenario]]  profile one server (default earwaxLine) during
+ *                    the 50-client echo, or the first step of another
+ *                    scenario (e.g. earwaxLine:turn, plain:churn), instead
  *   --compare=path   also run another build of the library (its index.js)
  *                    wherever earwax line or telnet mode runs, as "candidate"
  *   --server-flags=f Node/V8 flags for every server process alike (e.g.
@@ -911,32 +912,28 @@ async function format(text, parser) {
 async function profileRun(serverKey, scenarioKey) {
   const dir = `${resultsDir}profiles`;
   mkdirSync(dir, { recursive: true });
-  const churn = scenarioKey === 'churn';
-  const name = `${serverKey}-${churn ? 'churn' : 'echo50'}.cpuprofile`;
-  const step = churn
-    ? {
-        kind: 'churn',
-        label: 'connection churn (32 at a time)',
-        concurrency: 32,
-        warmupMs: 2000,
-        durationMs: quick ? 3000 : 10_000,
-      }
-    : {
-        kind: 'echo',
-        label: 'echo, 50 clients',
-        clients: 50,
-        warmupMs: 2000,
-        durationMs: quick ? 3000 : 10_000,
-      };
+  const scenario = scenarios.find((s) => s.key === scenarioKey);
+  // Echo is profiled at 50 clients; any other scenario at its first step.
+  const first =
+    scenarioKey === 'echo'
+      ? scenario.steps[echoClients.indexOf(50)]
+      : scenario.steps[0];
+  const step = {
+    ...first,
+    warmupMs: 2000,
+    durationMs: quick ? 3000 : 10_000,
+  };
+  const tag = scenarioKey === 'echo' ? 'echo50' : scenarioKey;
+  const name = `${serverKey}-${tag}.cpuprofile`;
   log(`profiling ${serverKey}: ${step.label}`);
   const {
     results: [result],
-  } = await runOnce(serverKey, churn ? 'churn' : 'echo', [step], {
+  } = await runOnce(serverKey, scenarioKey, [step], {
     cpuProfile: { dir, name },
   });
-  const figures = churn
-    ? `${formatNumber(result.connectionsPerSec)} connections/s, ${formatNumber(result.serverCpuUsPerConnection)} µs server CPU per connection`
-    : `${formatNumber(result.opsPerSec)} round trips/s, ${formatNumber(result.serverCpuUsPerOp)} µs server CPU per line`;
+  const figures = scenario.metrics
+    .map((m) => `${formatNumber(m.get(result))} ${m.label}`)
+    .join(', ');
   log(`  ${figures} (profiler on)`);
   const summary = summarizeProfile(`${dir}/${name}`, result.windowUs);
   const md = await format(
@@ -949,7 +946,7 @@ async function profileRun(serverKey, scenarioKey) {
     'markdown',
   );
   writeFileSync(
-    `${resultsDir}profile-${serverKey}${churn ? '-churn' : ''}.md`,
+    `${resultsDir}profile-${serverKey}${scenarioKey === 'echo' ? '' : `-${scenarioKey}`}.md`,
     md,
   );
   console.log(md);
@@ -1030,8 +1027,11 @@ async function main() {
     if (!servers[serverKey]) {
       throw new Error(`--profile: unknown server ${serverKey}`);
     }
-    if (scenarioKey !== 'echo' && scenarioKey !== 'churn') {
-      throw new Error(`--profile: unknown scenario ${scenarioKey}`);
+    const scenario = scenarios.find((s) => s.key === scenarioKey);
+    if (!scenario?.servers.includes(serverKey) || scenario.run) {
+      throw new Error(
+        `--profile: ${serverKey} does not run in a scenario ${scenarioKey} of its own`,
+      );
     }
     await profileRun(serverKey, scenarioKey);
     return;

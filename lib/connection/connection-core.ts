@@ -90,8 +90,10 @@ export abstract class ConnectionCore {
   // Output.
   /** Where output goes: the medium's, or a compressor in front of it. */
   out: Writable;
-  /** The stream corked until the end of the turn (see `turn-output.ts`). */
-  corked: Writable | null = null;
+  /** Output held until the end of the turn (see `turn-output.ts`). */
+  turnOutput: string | Uint8Array | (string | Uint8Array)[] | null = null;
+  /** The size of `turnOutput` (UTF-16 units for text: an estimate). */
+  turnBytes = 0;
   drainTimer: NodeJS.Timeout | undefined = undefined;
   lingerTimer: NodeJS.Timeout | undefined = undefined;
 
@@ -150,6 +152,12 @@ export abstract class ConnectionCore {
 
   /** After `on_disconnect` has run: closes our side. */
   abstract finish(): void;
+
+  /**
+   * The turn's held output was written; `ok` is what the write returned.
+   * Applies the slow-consumer policy.
+   */
+  abstract written(ok: boolean): void;
 
   /** Whether events (`on_disconnect` last) are still to run. */
   get eventsLeft(): boolean {

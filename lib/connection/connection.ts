@@ -9,7 +9,7 @@ import type {
 import { enqueue } from './event-queue.js';
 import { endOfInput, receive, startInput } from './inbound.js';
 import type { Medium, MediumSink } from './medium.js';
-import { abort, hangUp, releaseOutput } from './outbox.js';
+import { abort, checkOutput, hangUp, releaseOutput } from './outbox.js';
 import { startTelnet } from './telnet-link.js';
 import { flushOutput } from './turn-output.js';
 
@@ -95,6 +95,10 @@ export class Connection extends ConnectionCore {
     }
     hangUp(this);
     this.owner.settle(this);
+  }
+
+  written(ok: boolean): void {
+    checkOutput(this, ok);
   }
 
   /** What the connection holds beyond its medium: timers, compressor. */

@@ -2,7 +2,7 @@ import { constants as zlibConstants, createDeflate } from 'node:zlib';
 import type { Writable } from 'node:stream';
 import { escapeIac } from '../telnet/telnet-parser.js';
 import type { ConnectionCore } from './connection-core.js';
-import { flushEarly, flushOutput, holdOutput } from './turn-output.js';
+import { flushOutput, hold } from './turn-output.js';
 
 // The outbound path of a connection: send → encode → escape → compress →
 // write (held until the end of the turn, see turn-output.ts) →
@@ -18,7 +18,7 @@ const ASCII_COMPATIBLE = new Set<BufferEncoding>([
   'binary',
   'ascii',
 ]);
-/** Up to this size a line is copied to add its terminator; past it, two chunks. */
+/** Up to this size a line is copied to add its terminator; past it, two parts. */
 const COPY_LIMIT = 16 * 1024;
 /** Node's default `writableHighWaterMark` for sockets. */
 const HIGH_WATER_MARK = 16 * 1024;
@@ -27,9 +27,7 @@ const kConnection = Symbol('earwax:connection');
 type Tagged = Writable & { [kConnection]?: ConnectionCore };
 
 /**
- * Whether output may be written; logs (debug) why not. When it may, the
- * connection's output is held until the end of the turn: every write
- * passes here first.
+ * Whether output may be written; logs (debug) why not.
  *
  * @internal
  */
@@ -42,7 +40,6 @@ export function writable(connection: ConnectionCore, what: string): boolean {
     (out === connection.medium.output || connection.medium.output.writable) &&
     !connection.tlsPending
   ) {
-    holdOutput(connection);
     return true;
   }
   connection.logger.debug(`${what} ignored: the connection is closed.`);
@@ -50,9 +47,9 @@ export function writable(connection: ConnectionCore, what: string): boolean {
 }
 
 /**
- * Writes text and an ASCII `\r\n`, in one write where the encoding allows.
+ * Writes text and an ASCII `\r\n`.
  *
- * @returns What the write returned (`false` above the high-water mark).
+ * @returns `false` above the high-water mark, as `Writable.write()`.
  * @internal
  */
 export function writeTextLine(
@@ -60,18 +57,20 @@ export function writeTextLine(
   text: string,
   encoding: BufferEncoding,
 ): boolean {
-  if (
-    connection.telnet !== null &&
-    encoding !== 'utf8' &&
-    encoding !== 'utf-8'
-  ) {
-    // UTF-8 never has a 0xFF byte; other encodings may (latin-1 ÿ).
-    return writePair(connection, escapeIac(Buffer.from(text, encoding)), CRLF);
+  if (encoding === 'utf8' || encoding === 'utf-8') {
+    // UTF-8 never has a 0xFF byte: nothing to escape in telnet mode.
+    return hold(connection, text + '\r\n');
+  }
+  if (connection.telnet !== null) {
+    // Other encodings may (latin-1 ÿ).
+    hold(connection, escapeIac(Buffer.from(text, encoding)));
+    return hold(connection, CRLF);
   }
   if (ASCII_COMPATIBLE.has(encoding)) {
-    return connection.out.write(text + '\r\n', encoding);
+    return hold(connection, Buffer.from(text + '\r\n', encoding));
   }
-  return writePair(connection, Buffer.from(text, encoding), CRLF);
+  hold(connection, Buffer.from(text, encoding));
+  return hold(connection, CRLF);
 }
 
 /**
@@ -85,10 +84,12 @@ export function writeBytesLine(
 ): boolean {
   // Telnet data: every 0xFF byte doubled, so it cannot be read as IAC.
   const bytes = connection.telnet !== null ? escapeIac(data) : data;
-  return bytes.length <= COPY_LIMIT
-    ? // One small copy costs less than a second chunk in the writev.
-      connection.out.write(withCrlf(bytes))
-    : writePair(connection, bytes, CRLF);
+  if (bytes.length <= COPY_LIMIT) {
+    // One small copy costs less than a second part to join.
+    return hold(connection, withCrlf(bytes));
+  }
+  hold(connection, bytes);
+  return hold(connection, CRLF);
 }
 
 /**
@@ -103,11 +104,16 @@ export function writeRaw(
   if (connection.telnet !== null) {
     const bytes =
       typeof data === 'string' ? Buffer.from(data, connection.encoding) : data;
-    return connection.out.write(escapeIac(bytes));
+    return hold(connection, escapeIac(bytes));
   }
-  return typeof data === 'string'
-    ? connection.out.write(data, connection.settings.encoding ?? 'utf8')
-    : connection.out.write(data);
+  if (typeof data !== 'string') return hold(connection, data);
+  const encoding = connection.settings.encoding ?? 'utf8';
+  return hold(
+    connection,
+    encoding === 'utf8' || encoding === 'utf-8'
+      ? data
+      : Buffer.from(data, encoding),
+  );
 }
 
 /**
@@ -116,16 +122,19 @@ export function writeRaw(
  * @internal
  */
 export function writePrompt(connection: ConnectionCore, text: string): boolean {
-  const out = connection.out;
   const telnet = connection.telnet;
   const encoding = connection.encoding;
   const end = telnet?.promptEnd();
-  // Text and mark leave in one write: the output is held for the turn.
   let ok =
-    telnet !== null && encoding !== 'utf8' && encoding !== 'utf-8'
-      ? out.write(escapeIac(Buffer.from(text, encoding)))
-      : out.write(text, encoding);
-  if (end !== undefined) ok = out.write(end);
+    encoding === 'utf8' || encoding === 'utf-8'
+      ? hold(connection, text)
+      : hold(
+          connection,
+          telnet !== null
+            ? escapeIac(Buffer.from(text, encoding))
+            : Buffer.from(text, encoding),
+        );
+  if (end !== undefined) ok = hold(connection, end);
   return ok;
 }
 
@@ -164,7 +173,7 @@ export function writeProtocol(
   bytes: Buffer,
 ): boolean {
   if (!writable(connection, 'telnet')) return false;
-  return checkOutput(connection, connection.out.write(bytes));
+  return checkOutput(connection, hold(connection, bytes));
 }
 
 /**
@@ -181,13 +190,12 @@ export function checkOutput(connection: ConnectionCore, ok: boolean): boolean {
   if (ok && maxOutputBuffer >= HIGH_WATER_MARK) return true;
   const out = connection.out;
   if (
-    connection.corked === out &&
-    (!ok || out.writableLength > maxOutputBuffer)
+    connection.turnOutput !== null &&
+    out.writableLength + connection.turnBytes > maxOutputBuffer
   ) {
     // What this turn holds is not yet the client's backlog: written now,
     // what stays queued is.
-    flushEarly(connection);
-    ok = out.writableLength < out.writableHighWaterMark;
+    ok = flushOutput(connection);
   }
   if (out.writableLength > maxOutputBuffer) {
     connection.disconnect('slow_consumer');
@@ -276,9 +284,6 @@ export function compress(connection: ConnectionCore): void {
     windowBits: 12,
     memLevel: 6,
   });
-  // A turn's held writes reach zlib as one chunk: one deflate and one sync
-  // flush per turn (one write to the socket), not one per line.
-  deflate._writev = writeJoined;
   deflate.on('error', (err: Error) => {
     connection.logger.warn(
       `Compression failed (${err.message}): disconnecting.`,
@@ -296,7 +301,8 @@ export function compress(connection: ConnectionCore): void {
  * @internal
  */
 export function releaseOutput(connection: ConnectionCore): void {
-  connection.corked = null;
+  connection.turnOutput = null;
+  connection.turnBytes = 0;
   if (connection.out !== connection.medium.output) connection.out.destroy();
 }
 
@@ -311,39 +317,6 @@ export function withCrlf(bytes: Uint8Array): Buffer {
   line[bytes.length] = 0x0d;
   line[bytes.length + 1] = 0x0a;
   return line;
-}
-
-/** Writes two buffers (one writev: the output is held for the turn). */
-function writePair(
-  connection: ConnectionCore,
-  first: Uint8Array,
-  second: Uint8Array,
-): boolean {
-  const out = connection.out;
-  out.write(first);
-  return out.write(second);
-}
-
-/**
- * A compressor's `_writev`: the chunks joined into one, so that zlib runs
- * once for them (zlib streams have no writev: each chunk would be its own
- * deflate, flush and socket write).
- */
-function writeJoined(
-  this: Writable,
-  chunks: { chunk: Buffer }[],
-  callback: (error?: Error | null) => void,
-): void {
-  let length = 0;
-  for (const { chunk } of chunks) length += chunk.length;
-  const joined = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (const { chunk } of chunks) {
-    joined.set(chunk, at);
-    at += chunk.length;
-  }
-  // What Writable itself passes with a Buffer (not a BufferEncoding).
-  this._write(joined, 'buffer' as BufferEncoding, callback);
 }
 
 function onDrain(this: Tagged): void {

@@ -72,9 +72,6 @@ export function startTelnet(
     get logger() {
       return connection.logger;
     },
-    get out() {
-      return connection.out;
-    },
     write: (bytes) => writeProtocol(connection, bytes),
     startCompression: () => compress(connection),
   });

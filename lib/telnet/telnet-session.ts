@@ -1,5 +1,4 @@
 import type { Logger } from '@nestjs/common';
-import type { Writable } from 'node:stream';
 import type {
   GmcpMessage,
   MsspOptions,
@@ -75,8 +74,6 @@ export interface TelnetSessionSink {
    * send with the static ones.
    */
   msspStatus(): Record<string, string | string[]>;
-  /** Where output goes now (the socket, or its compressor). */
-  readonly out: Writable;
   /**
    * Writes protocol bytes (negotiation, subnegotiations) under the same
    * slow-consumer policy as any send.
@@ -199,10 +196,12 @@ export class TelnetSession
     this.budget = settings.answerAllowance;
   }
 
-  /** Offers and asks for the options this transport uses. */
+  /**
+   * Offers and asks for the options this transport uses (in one write: a
+   * connection holds its output until the end of the turn).
+   */
   start(): void {
     const { ttype, naws, gmcp, charset, eor, mssp } = this.settings;
-    this.host.out.cork();
     if (ttype) this.options.enableRemote(TelnetOption.TTYPE);
     if (naws) this.options.enableRemote(TelnetOption.NAWS);
     if (gmcp) this.options.enableLocal(TelnetOption.GMCP);
@@ -210,7 +209,6 @@ export class TelnetSession
     if (eor) this.options.enableLocal(TelnetOption.EOR);
     if (mssp !== false) this.options.enableLocal(TelnetOption.MSSP);
     if (this.settings.mccp2) this.options.enableLocal(TelnetOption.MCCP2);
-    this.host.out.uncork();
   }
 
   /**

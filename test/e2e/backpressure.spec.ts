@@ -378,6 +378,8 @@ describe('backpressure', () => {
       }
 
       expect(registry.broadcast(news)).toBe(2000);
+      // Written at the end of the turn (one write per connection per turn).
+      await nextTurn();
       expect(written).toHaveLength(2);
       expect(written[0]).toBe(written[1]);
       expect(written[0]).toEqual(Buffer.from(`${news}\r\n`));

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it, jest } from '@jest/globals';
 import type { Logger } from '@nestjs/common';
-import { PassThrough } from 'node:stream';
 import {
   TelnetCommand,
   TelnetOption,
@@ -64,7 +63,6 @@ class Reader implements TelnetSink {
 
 /** A host that records what the session sends and asks. */
 class Host implements TelnetSessionSink {
-  readonly out = new PassThrough();
   readonly written: Buffer[] = [];
   readonly events: Array<[string, unknown]> = [];
   /** What allow() answers. */
