@@ -77,17 +77,30 @@ export function flushOutput(connection: ConnectionCore): boolean {
   if (!out.writable) return true;
   if (!Array.isArray(parts)) return out.write(parts);
   let text = true;
-  let length = 0;
   for (const part of parts) {
-    if (typeof part !== 'string') text = false;
-    length += part.length;
+    if (typeof part !== 'string') {
+      text = false;
+      break;
+    }
   }
   if (text) return out.write(parts.join(''));
+  let length = 0;
+  for (const part of parts) {
+    length += typeof part === 'string' ? Buffer.byteLength(part) : part.length;
+  }
   if (length <= JOIN_LIMIT) {
-    const chunks = parts.map((part) =>
-      typeof part === 'string' ? Buffer.from(part) : part,
-    );
-    return out.write(Buffer.concat(chunks));
+    // One copy of every part into one buffer (text encoded in place).
+    const joined = Buffer.allocUnsafe(length);
+    let at = 0;
+    for (const part of parts) {
+      if (typeof part === 'string') {
+        at += joined.write(part, at);
+      } else {
+        joined.set(part, at);
+        at += part.length;
+      }
+    }
+    return out.write(joined);
   }
   // Large: a writev of the parts, not a copy of them.
   let ok = true;

@@ -63,6 +63,23 @@ describe('output within one turn', () => {
     );
   });
 
+  it('joins text and bytes of a turn in order, multi-byte text included', async () => {
+    const { ctx, writes } = wired();
+    ctx.sendString('Ça va? ✓');
+    ctx.sendRaw(Buffer.from([0x01, 0x02]));
+    ctx.sendString('naïve 🐉');
+    ctx.sendBytes(Buffer.from('end'));
+    await turnEnd();
+    expect(writes).toHaveLength(1);
+    expect(Buffer.concat(writes.flat())).toEqual(
+      Buffer.concat([
+        Buffer.from('Ça va? ✓\r\n'),
+        Buffer.from([0x01, 0x02]),
+        Buffer.from('naïve 🐉\r\nend\r\n'),
+      ]),
+    );
+  });
+
   it('costs a write per turn, not per line, over several turns', async () => {
     const { ctx, writes, text } = wired();
     for (let turn = 0; turn < 3; turn++) {
