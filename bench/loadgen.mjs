@@ -159,6 +159,54 @@ async function closeAll(sockets, { waitForServer: wait = true } = {}) {
   for (const socket of sockets) socket.destroy();
 }
 
+/**
+ * Source ports of the crowd scenario, named by the load generator rather
+ * than left to the kernel: its choice of a port for a socket bound to an
+ * address (port 0) searches the ephemeral range, about 1.5 ms of kernel time
+ * per connection at 20,000 connections, and a port so bound is then skipped
+ * by every other program's outgoing connections until it is closed. These
+ * are below the ephemeral range (32768–60999), and not the benchmark's own
+ * server ports (20000–20099).
+ */
+const CROWD_PORTS = { first: 1025, last: 32767, skip: [20000, 20099] };
+
+/** The next source port of address `index`, or undefined when none is left. */
+function nextCrowdPort(cursors, index) {
+  let port = cursors[index]++;
+  if (port >= CROWD_PORTS.skip[0] && port <= CROWD_PORTS.skip[1]) {
+    port = CROWD_PORTS.skip[1] + 1;
+    cursors[index] = port + 1;
+  }
+  return port <= CROWD_PORTS.last ? port : undefined;
+}
+
+/** A connection from `localAddress`:`localPort`. */
+function connectFrom(localAddress, localPort) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      port: spec.port,
+      host: HOST,
+      localAddress,
+      localPort,
+      noDelay: true,
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('connect timed out'));
+    }, 10_000);
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.on('error', () => socketErrors++);
+      resolve(socket);
+    });
+  });
+}
+
 // ---------------------------------------------------------------------------
 // Protocols of the echo scenario: how to ask, and how to tell a whole reply.
 
@@ -743,6 +791,139 @@ const steps = {
       maxMs: sorted[sorted.length - 1],
       backgroundPerSec: figures.opsPerSec,
       serverCpuPct: figures.serverCpuPct,
+    };
+  },
+
+  /**
+   * A crowd in one server process: `connections` idle connections opened
+   * from `sourceAddresses` loopback addresses (127.0.0.2, 127.0.0.3, ...),
+   * `concurrency` at a time, for at most `openBudgetMs`. Then server RSS and
+   * V8 heap per held connection after full GCs, and a probe client's
+   * ping-pong latency (a 10 ms pause between pings) while all are held.
+   * Each connection sends one line when it opens, then nothing. A connect
+   * that fails is counted, not fatal: the figures are per connection the
+   * server holds.
+   */
+  async crowd({
+    connections,
+    sourceAddresses,
+    concurrency,
+    openBudgetMs,
+    warmupMs,
+    durationMs,
+  }) {
+    const base = await serverUsage('gc');
+    const sockets = [];
+    const cursors = new Array(sourceAddresses).fill(CROWD_PORTS.first);
+    let failures = 0;
+    let portsSkipped = 0;
+    let firstFailure = '';
+    let next = 0;
+    const openStart = performance.now();
+    const openUntil = openStart + openBudgetMs;
+    const opener = async () => {
+      while (next < connections && performance.now() < openUntil) {
+        const address = next++ % sourceAddresses;
+        const localAddress = `127.0.0.${2 + address}`;
+        // A port another program holds on the wildcard address is skipped.
+        for (let attempt = 0; ; attempt++) {
+          const localPort = nextCrowdPort(cursors, address);
+          try {
+            if (localPort === undefined) throw new Error('no source port left');
+            const socket = await connectFrom(localAddress, localPort);
+            socket.on('data', () => {});
+            // One line, echoed and ignored, as a player's first words: the
+            // earwax transport drops a connection that sends nothing within
+            // its firstInputTimeout (60 s by default), and opening 100,000
+            // can take that long.
+            socket.write(LINE);
+            sockets.push(socket);
+            break;
+          } catch (err) {
+            if (err.code === 'EADDRINUSE' && attempt < 100) {
+              portsSkipped++;
+              continue;
+            }
+            failures++;
+            firstFailure ||= `${localAddress}:${localPort}: ${err.code ?? err.message}`;
+            break;
+          }
+        }
+      }
+    };
+    const openers = [];
+    for (let i = 0; i < Math.min(concurrency, connections); i++) {
+      openers.push(opener());
+    }
+    await Promise.all(openers);
+    const openSeconds = (performance.now() - openStart) / 1000;
+    // Every connection we hold, accepted: the server's count catches up.
+    const alive = () => sockets.filter((s) => !s.destroyed).length;
+    await waitForServer(
+      (u) => u.connections >= alive(),
+      `${alive()} connections`,
+      60_000,
+    ).catch(() => {});
+    await sleep(300);
+    const loaded = await serverUsage('gc');
+    const held = loaded.connections;
+
+    const [probe] = await openMany(spec.port, 1);
+    let recording = false;
+    let running = true;
+    const latencies = new Samples();
+    let sentAt = 0;
+    const send = lineClient(probe, () => {
+      if (recording) latencies.push(performance.now() - sentAt);
+      if (running) {
+        setTimeout(() => {
+          sentAt = performance.now();
+          send();
+        }, 10);
+      }
+    });
+    sentAt = performance.now();
+    send();
+    await sleep(warmupMs);
+    const a = await mark(() => latencies.length);
+    recording = true;
+    await sleep(durationMs);
+    recording = false;
+    const b = await mark(() => latencies.length);
+    running = false;
+    await sleep(50);
+
+    // Closed by a reset: an orderly close would leave as many sockets in
+    // TIME_WAIT for a minute, more than the kernel's table holds at 100,000.
+    const closeStart = performance.now();
+    const all = [...sockets, probe];
+    for (const socket of all) socket.resetAndDestroy();
+    await waitForServer(
+      (u) => u.connections <= 0 && (u.extras.liveContexts ?? 0) <= 0,
+      'all connections closed',
+      60_000 + all.length,
+    );
+    const closeSeconds = (performance.now() - closeStart) / 1000;
+    const sorted = latencies.sorted();
+    return {
+      wanted: connections,
+      opened: sockets.length,
+      held,
+      failures,
+      firstFailure,
+      portsSkipped,
+      sourceAddresses,
+      openSeconds,
+      closeSeconds,
+      rssPerConnection: (loaded.rss - base.rss) / held,
+      heapPerConnection: (loaded.heapUsed - base.heapUsed) / held,
+      rssLoaded: loaded.rss,
+      heapLoaded: loaded.heapUsed,
+      samples: sorted.length,
+      p50Ms: percentile(sorted, 0.5),
+      p99Ms: percentile(sorted, 0.99),
+      maxMs: sorted[sorted.length - 1],
+      serverCpuPct: between(a, b).serverCpuPct,
     };
   },
 };

@@ -8,11 +8,19 @@
  * relays the load generator's CPU/memory readings of the server, and prints
  * one markdown table (also written to bench/results/latest.md).
  *
+ * Two scenarios go beyond one server process and one load generator:
+ * `crowd` holds 100,000 idle connections (scaled down to the open-file
+ * limit) from several loopback source addresses in one server process (run
+ * only when `--only` names it: it takes minutes at 100,000);
+ * `cores` runs nestjs-earwax as one process and as a Node cluster of
+ * several joined by the Redis adapter (by default 2 processes sharing core
+ * 0: what a second process costs; `--cores=N` spreads N over N cores).
+ *
  * Options:
  *   --quick          short windows, one repetition (a preview, not a result)
  *   --reps=N         repetitions of every scenario
  *   --only=a,b       scenarios to run: echo, turn, room, broadcast, churn, idle,
- *                    slow, scale, cluster
+ *                    slow, scale, cluster, cores, crowd (crowd only when named)
  *   --profile[=srv[:scenario]]  profile one server (default earwaxLine) during
  *                    the 50-client echo, or the first step of another
  *                    scenario (e.g. earwaxLine:turn, plain:churn), instead
@@ -22,6 +30,9 @@
  *                    "--max-semi-space-size=1"), stated in the report
  *   --no-build       use the existing dist/ and bench build
  *   --out=name       write bench/results/<name>.md and .json (default latest)
+ *   --cores=N        cores scenario: N server processes pinned to cores
+ *                    0..N-1, load generators on the other cores (falls back,
+ *                    with a note, when the machine has fewer than N+1)
  *
  * See bench/README.md for what each scenario measures.
  */
@@ -33,11 +44,15 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { URL, fileURLToPath } from 'node:url';
 import process from 'node:process';
 import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { clearInterval, setInterval } from 'node:timers';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as prettier from 'prettier';
 import {
   fileLimits,
@@ -65,6 +80,7 @@ const { values: options } = parseArgs({
     out: { type: 'string', default: 'latest' },
     'server-flags': { type: 'string', default: '' },
     'no-build': { type: 'boolean', default: false },
+    cores: { type: 'string' },
   },
   // `--profile` alone means the default server.
   args: process.argv
@@ -95,6 +111,7 @@ const servers = {
       idle: 'echo',
       slow: 'flood',
       scale: 'echo',
+      crowd: 'echo',
     },
     protocol: 'line',
   },
@@ -122,6 +139,7 @@ const servers = {
       idle: 'line',
       slow: 'flood',
       scale: 'line',
+      crowd: 'line',
     },
     protocol: 'line',
   },
@@ -150,6 +168,21 @@ const servers = {
     script: 'earwax-cluster.js',
     modes: { cluster: 'cluster' },
     processes: 3,
+    redis: true,
+  },
+  // The cores scenario: one process, or a Node cluster of several joined by
+  // the Redis adapter (run by runCores; the mode is each step's kind).
+  earwaxCoresOne: {
+    label: 'nestjs-earwax, 1 process',
+    script: 'earwax-cores.js',
+    modes: { cores: 'echo, broadcast' },
+    processes: 1,
+  },
+  earwaxCoresMany: {
+    label: 'nestjs-earwax, N processes (cluster) + RedisAdapter',
+    script: 'earwax-cores.js',
+    modes: { cores: 'echo, broadcast' },
+    processes: 'many',
     redis: true,
   },
 };
@@ -196,6 +229,73 @@ const broadcastSizes = [1000, 10_000].map((n) =>
 const idleConnections = fitConnections(10_000, 'idle memory');
 const clusterConnections = fitConnections(1000, 'cluster broadcast');
 const scaleConnections = fitConnections(15_000, 'many connections');
+/**
+ * The crowd scenario's aim; scaled down (with a note) only when it runs,
+ * which is only when `--only` names it: at 100,000 connections it takes
+ * minutes, more than the full run's bound leaves.
+ */
+const CROWD_WANTED = 100_000;
+/** Each source address has ~28,000 ephemeral ports (32768–60999): 25,000 each. */
+const CROWD_PER_ADDRESS = 25_000;
+const crowdConnections = options.only?.split(',').includes('crowd')
+  ? fitConnections(CROWD_WANTED, 'crowd (one process)')
+  : CROWD_WANTED;
+/**
+ * The cores scenario's layout. By default (the cost of a second process):
+ * 2 server processes, every one of them (and Redis) on core 0, the load
+ * generator on core 1. With `--cores=N`: N server processes, one per core
+ * 0..N-1, and a load generator on each remaining core (at most 8).
+ */
+const coresPlan = (() => {
+  const available = os.availableParallelism();
+  const cost = {
+    scaling: false,
+    processes: 2,
+    serverCores: '0',
+    workerCores: undefined,
+    loadCores: ['1'],
+    where: 'every server process and Redis on core 0',
+  };
+  if (options.cores === undefined) return cost;
+  const wanted = Number(options.cores);
+  if (!Number.isInteger(wanted) || wanted < 1) {
+    throw new Error(`--cores: a whole number of cores, not ${options.cores}`);
+  }
+  const selected = !options.only || options.only.split(',').includes('cores');
+  let n = wanted;
+  if (n + 1 > available) {
+    n = available - 1;
+    if (selected) {
+      notes.push(
+        `--cores=${wanted}: this machine has ${available} cores; ${wanted} server processes on cores of their own and a load generator need ${wanted + 1}. ` +
+          (n >= 2
+            ? `Ran ${n} server processes instead.`
+            : 'Measured the cost of 2 processes on one core instead (the default).'),
+      );
+    }
+  }
+  if (n < 2) {
+    if (selected && wanted === 1) {
+      notes.push(
+        '--cores=1: one server process has nothing to compare; measured the cost of 2 processes on one core instead (the default).',
+      );
+    }
+    return cost;
+  }
+  const loadCores = [];
+  for (let core = n; core < available && loadCores.length < 8; core++) {
+    loadCores.push(String(core));
+  }
+  return {
+    scaling: true,
+    processes: n,
+    serverCores: `0-${n - 1}`,
+    workerCores: Array.from({ length: n }, (_, i) => i).join(','),
+    loadCores,
+    where: `server processes on cores 0–${n - 1}, ${loadCores.length} load generator${loadCores.length > 1 ? 's' : ''} on cores ${loadCores[0]}–${loadCores[loadCores.length - 1]}`,
+  };
+})();
+servers.earwaxCoresMany.label = `nestjs-earwax, ${coresPlan.processes} processes (\`node:cluster\`) + RedisAdapter`;
 const floodMs = quick ? 3000 : 4000;
 /** 800 lines of 64 bytes every 10 ms: 5.1 MB/s to each slow client. */
 const floodLines = 800;
@@ -476,6 +576,91 @@ const scenarios = [
       { key: 'cpu', label: 'server CPU %', get: (r) => r.serverCpuPct },
     ],
   },
+  {
+    key: 'crowd',
+    servers: ['plain', 'earwaxLine'],
+    reps: memoryReps,
+    // Run only when named: `--only=crowd`.
+    optIn: true,
+    steps: [
+      {
+        kind: 'crowd',
+        label: `${crowdConnections.toLocaleString('en-US')} idle connections in one process, probe ping-pong`,
+        connections: crowdConnections,
+        // As many addresses as the full 100,000 needs, even when scaled down.
+        sourceAddresses: Math.ceil(CROWD_WANTED / CROWD_PER_ADDRESS),
+        concurrency: 200,
+        openBudgetMs: 120_000,
+        warmupMs: 1000,
+        durationMs: quick ? 3000 : 8000,
+        // Opening, the GCs and closing, on top of the probe's time.
+        budgetMs: 120_000 + 60_000 + crowdConnections,
+      },
+    ],
+    metrics: [
+      { key: 'held', label: 'connections held', get: (r) => r.held },
+      {
+        key: 'rss',
+        label: 'RSS per connection, KiB',
+        get: (r) => r.rssPerConnection / KiB,
+      },
+      {
+        key: 'heap',
+        label: 'V8 heap per connection, KiB',
+        get: (r) => r.heapPerConnection / KiB,
+      },
+      { key: 'p50', label: 'probe p50 latency ms', get: (r) => r.p50Ms },
+      { key: 'p99', label: 'probe p99 latency ms', get: (r) => r.p99Ms },
+      { key: 'max', label: 'probe max latency ms', get: (r) => r.maxMs },
+    ],
+  },
+  {
+    key: 'cores',
+    servers: ['earwaxCoresOne', 'earwaxCoresMany'],
+    reps: memoryReps,
+    run: runCores,
+    steps: [
+      {
+        kind: 'echo',
+        label: `cores: echo, 50 clients (${coresPlan.where})`,
+        clients: 50,
+        warmupMs: quick ? 300 : 750,
+        durationMs: quick ? 1000 : 2500,
+      },
+      {
+        kind: 'broadcast',
+        label: `cores: broadcast to ${(1000).toLocaleString('en-US')} (${coresPlan.where})`,
+        connections: fitConnections(1000, 'cores broadcast'),
+        // Broadcasts in flight at once: the next is sent as soon as every
+        // receiver has the one this many before it.
+        inFlight: 8,
+        warmupMs: quick ? 300 : 750,
+        durationMs: quick ? 1000 : 2500,
+      },
+    ],
+    metrics: [
+      {
+        key: 'rate',
+        label: 'lines/s (echoed; delivered)',
+        get: (r) => r.linesPerSec,
+      },
+      {
+        key: 'cpu',
+        label: 'server CPU µs per line (all processes)',
+        get: (r) => r.serverCpuUsPerLine,
+      },
+      {
+        key: 'redis',
+        label: 'redis-server CPU µs per line',
+        get: (r) => r.redisCpuUsPerLine,
+      },
+      {
+        key: 'busy',
+        label: 'server CPU % (all processes; 100 = one core)',
+        get: (r) => r.serverCpuPct,
+      },
+    ],
+  },
 ];
 
 if (servers.earwaxCandidate) {
@@ -522,6 +707,7 @@ function deadlineFor(steps) {
   let ms = 30_000;
   for (const step of steps) {
     ms += (step.warmupMs ?? 0) + (step.durationMs ?? 0) + (step.floodMs ?? 0);
+    ms += step.budgetMs ?? 0;
     ms += 60_000;
   }
   return ms;
@@ -796,6 +982,344 @@ function clusterComparison(results) {
 }
 
 // ---------------------------------------------------------------------------
+// The cores scenario: one process, or a Node cluster joined by Redis, under
+// the same load from one or more load generators.
+
+/**
+ * redis-server's CPU time, user + system of all its threads in µs, from
+ * `INFO cpu` (µs resolution; /proc's 10 ms ticks are too coarse for a
+ * window in which Redis works for a few milliseconds).
+ */
+function redisCpuUs(port) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('redis-server did not answer INFO'));
+    }, 5000);
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('data', (data) => {
+      text += data;
+      // A bulk string: `$<length>\r\n<body>\r\n`.
+      const header = /^\$(\d+)\r\n/.exec(text);
+      if (!header || text.length < header[0].length + Number(header[1])) return;
+      clearTimeout(timer);
+      socket.destroy();
+      const field = (name) =>
+        Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(text)?.[1]);
+      resolve((field('used_cpu_sys') + field('used_cpu_user')) * 1e6);
+    });
+    socket.write('INFO cpu\r\n');
+  });
+}
+
+/** Sends `command` to a cores load generator; resolves with its reply. */
+let coresCommandId = 0;
+function commandLoad(loadgen, command, timeoutMs = 60_000) {
+  const id = ++coresCommandId;
+  const reply = waitForMessage(
+    loadgen,
+    (m) => m.type === 'reply' && m.id === id,
+    timeoutMs,
+  );
+  loadgen.send({ ...command, id }, () => {});
+  return reply;
+}
+
+/** `total` split into `parts` shares as even as can be. */
+function shares(total, parts) {
+  return Array.from(
+    { length: parts },
+    (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
+  );
+}
+
+/**
+ * A reading of the server (every process, summed), of Redis and of every
+ * load generator's count, with the clock read on both sides and the
+ * midpoint used (see loadgen.mjs `mark`).
+ */
+async function coresMark(child, loadgens, redis) {
+  const t0 = performance.now();
+  const [usage, redisUs, ...counts] = await Promise.all([
+    askUsage(child),
+    redis ? redisCpuUs(redis.port) : NaN,
+    ...loadgens.map((g) => commandLoad(g, { cmd: 'count' })),
+  ]);
+  const t1 = performance.now();
+  return {
+    usage,
+    count: counts.reduce((sum, c) => sum + c.count, 0),
+    redisUs,
+    t: (t0 + t1) / 2,
+  };
+}
+
+/** The figures between two marks. */
+function coresBetween(a, b) {
+  const lines = b.count - a.count;
+  const seconds = (b.t - a.t) / 1000;
+  const cpuUs = b.usage.cpuUs - a.usage.cpuUs;
+  return {
+    lines,
+    seconds,
+    linesPerSec: lines / seconds,
+    serverCpuUsPerLine: cpuUs / lines,
+    serverCpuPct: (cpuUs / 1e6 / seconds) * 100,
+    redisCpuUsPerLine: (b.redisUs - a.redisUs) / lines,
+    // How the work spread over the processes (the primary's and each
+    // worker's CPU in the window, each worker's connections), for the JSON.
+    perProcess: Object.fromEntries(
+      Object.entries(b.usage.extras).map(([key, value]) => [
+        key,
+        key.endsWith('CpuUs') ? value - a.usage.extras[key] : value,
+      ]),
+    ),
+  };
+}
+
+/** Polls the server until it holds `n` connections. */
+async function waitForConnections(child, n, what) {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    if ((await askUsage(child)).connections === n) return;
+    if (Date.now() > until)
+      throw new Error(`cores: timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Echo: ping-pong on every client, counted over one window. */
+async function coresEcho(step, child, loadgens, redis) {
+  await Promise.all(
+    shares(step.clients, loadgens.length).map((clients, i) =>
+      commandLoad(loadgens[i], { cmd: 'echo', clients }),
+    ),
+  );
+  await sleep(step.warmupMs);
+  const a = await coresMark(child, loadgens, redis);
+  await sleep(step.durationMs);
+  const b = await coresMark(child, loadgens, redis);
+  return { clients: step.clients, ...coresBetween(a, b) };
+}
+
+/**
+ * Broadcast: receivers spread over the load generators, one trigger on the
+ * first. A steady stream of broadcasts, `inFlight` at a time (the next line
+ * is sent when every receiver, on every load generator, has the one
+ * `inFlight` before it), delivered lines counted over one window.
+ */
+async function coresBroadcast(step, child, loadgens, redis) {
+  await Promise.all(
+    shares(step.connections, loadgens.length).map((connections, i) =>
+      commandLoad(loadgens[i], {
+        cmd: 'receivers',
+        connections,
+        trigger: i === 0,
+      }),
+    ),
+  );
+  await waitForConnections(
+    child,
+    step.connections + 1,
+    `${step.connections + 1} connections`,
+  );
+  const delivered = loadgens.map(() => 0);
+  let sent = 0;
+  let streaming = true;
+  let progressAt = Date.now();
+  const pump = () => {
+    const everywhere = Math.min(...delivered);
+    while (streaming && sent < everywhere + step.inFlight) {
+      sent++;
+      loadgens[0].send({ cmd: 'send', id: 0 }, () => {});
+    }
+  };
+  const listeners = loadgens.map((loadgen, i) => {
+    const onMessage = (m) => {
+      if (m.type !== 'delivered') return;
+      delivered[i] = Math.max(delivered[i], m.line);
+      progressAt = Date.now();
+      pump();
+    };
+    loadgen.on('message', onMessage);
+    return () => loadgen.off('message', onMessage);
+  });
+  try {
+    const stalled = setInterval(() => {
+      if (Date.now() - progressAt > 20_000) streaming = false;
+    }, 1000);
+    pump();
+    await sleep(step.warmupMs);
+    const a = await coresMark(child, loadgens, redis);
+    await sleep(step.durationMs);
+    const b = await coresMark(child, loadgens, redis);
+    clearInterval(stalled);
+    if (!streaming) throw new Error('cores: broadcasts stopped arriving');
+    streaming = false;
+    // Let the lines in flight arrive before the connections close.
+    const until = Date.now() + 10_000;
+    while (Math.min(...delivered) < sent && Date.now() < until) {
+      await sleep(20);
+    }
+    return {
+      connections: step.connections,
+      broadcasts: sent,
+      ...coresBetween(a, b),
+    };
+  } finally {
+    for (const off of listeners) off();
+  }
+}
+
+/**
+ * Runs the cores scenario's steps against `serverKey`: for each step, a
+ * fresh server (one process, or a primary and its workers, pinned as
+ * `coresPlan` says) and fresh load generators, one per load core. The
+ * Redis, for several processes, lives through both steps (each run of the
+ * server has its own key prefix).
+ */
+async function runCores(serverKey, scenarioKey, steps) {
+  const server = servers[serverKey];
+  const processes = server.processes === 'many' ? coresPlan.processes : 1;
+  const foreignLoad = watchForeignLoad();
+  /** CPU of the benchmark's own processes that come and go, µs. */
+  let ownUs = 0;
+  let redis;
+  const results = [];
+  try {
+    const env = { ...server.env, BENCH_PROCESSES: String(processes) };
+    if (processes > 1) {
+      const redisPort = nextPort();
+      redis = await startRedis(redisPort, coresPlan.serverCores);
+      redis.port = redisPort;
+      env.REDIS_URL = `redis://127.0.0.1:${redisPort}`;
+      if (coresPlan.workerCores) env.BENCH_WORKER_CORES = coresPlan.workerCores;
+    }
+    for (const step of steps) {
+      const port = nextPort();
+      const files = (step.connections ?? step.clients) + 500;
+      const child = startNode(
+        [
+          '--expose-gc',
+          ...serverFlags,
+          buildDir + server.script,
+          `--port=${port}`,
+          `--mode=${step.kind}`,
+        ],
+        {
+          core: processes > 1 ? coresPlan.serverCores : '0',
+          files,
+          label: `${serverKey} server`,
+          env,
+        },
+      );
+      const loadgens = [];
+      let serverUs = 0;
+      try {
+        await waitForMessage(child, (m) => m.type === 'ready', 60_000);
+        for (const core of coresPlan.loadCores) {
+          const loadgen = startNode(
+            [
+              buildDir + 'cores-load.js',
+              JSON.stringify({ port, deadlineMs: 180_000 }),
+            ],
+            { core, files, label: `cores load generator (core ${core})` },
+          );
+          loadgens.push(loadgen);
+        }
+        await Promise.all(
+          loadgens.map((g) =>
+            waitForMessage(g, (m) => m.type === 'ready', 30_000),
+          ),
+        );
+        const run = step.kind === 'echo' ? coresEcho : coresBroadcast;
+        const result = await run(step, child, loadgens, redis);
+        const closed = await Promise.all(
+          loadgens.map((g) => commandLoad(g, { cmd: 'close' })),
+        );
+        await waitForConnections(child, 0, 'all connections closed');
+        serverUs = (await askUsage(child)).cpuUs;
+        const exits = await Promise.all(
+          loadgens.map((g) => commandLoad(g, { cmd: 'exit' })),
+        );
+        ownUs += exits.reduce((sum, e) => sum + e.cpuUs, 0);
+        results.push({
+          ...result,
+          processes,
+          loadGenerators: loadgens.length,
+          socketErrors: closed.reduce((sum, c) => sum + c.socketErrors, 0),
+        });
+      } finally {
+        await Promise.all(loadgens.map((g) => stopChild(g, 2000)));
+        await stopChild(child);
+        ownUs += serverUs;
+      }
+    }
+    if (redis) ownUs += procCpuUs(redis.pid);
+    return { results, foreignPct: foreignLoad(ownUs) };
+  } finally {
+    redis?.kill('SIGKILL');
+  }
+}
+
+/** Several processes against one, as ratios of medians (for the notes). */
+function coresRatios(results) {
+  const scenario = scenarios.find((s) => s.key === 'cores');
+  const runs = results.cores;
+  if (!scenario || !runs) return undefined;
+  const ratio = (step, key) => {
+    const metric = scenario.metrics.find((m) => m.key === key);
+    const many = collect(runs.earwaxCoresMany, step, metric).median;
+    const one = collect(runs.earwaxCoresOne, step, metric).median;
+    return many / one;
+  };
+  return {
+    echoCpu: ratio(0, 'cpu'),
+    broadcastCpu: ratio(1, 'cpu'),
+    echoRate: ratio(0, 'rate'),
+    broadcastRate: ratio(1, 'rate'),
+  };
+}
+
+function coresComparison(results) {
+  const r = coresRatios(results);
+  if (!r) return undefined;
+  return (
+    `Cores, ${coresPlan.processes} processes + RedisAdapter against one process (${coresPlan.where}): ` +
+    `server CPU per echoed line ${r.echoCpu.toFixed(2)}×, per delivered broadcast line ${r.broadcastCpu.toFixed(2)}×; ` +
+    `throughput ${r.echoRate.toFixed(2)}× (echo), ${r.broadcastRate.toFixed(2)}× (broadcast).`
+  );
+}
+
+/** The targets of the cores scenario (see targets()). */
+function coresTargets(results) {
+  const r = coresRatios(results) ?? { echoCpu: NaN, broadcastCpu: NaN };
+  const status = (value, limit) =>
+    Number.isFinite(value) ? (value <= limit ? 'met' : 'MISSED') : 'not run';
+  const where = coresPlan.scaling
+    ? `on cores 0–${coresPlan.processes - 1}`
+    : 'on one core';
+  return [
+    {
+      name: `${coresPlan.processes} processes (${where}) vs 1: server CPU per echoed line ≤ 1.1×`,
+      status: status(r.echoCpu, 1.1),
+      figure: `${r.echoCpu.toFixed(2)}×`,
+    },
+    {
+      name: `${coresPlan.processes} processes (${where}) vs 1: server CPU per delivered broadcast line ≤ 1.2×`,
+      status: status(r.broadcastCpu, 1.2),
+      figure: `${r.broadcastCpu.toFixed(2)}×`,
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------
 // Build, environment.
 
 function build() {
@@ -1048,7 +1572,9 @@ async function main() {
     );
   }
   const only = options.only?.split(',');
-  const selected = scenarios.filter((s) => !only || only.includes(s.key));
+  const selected = scenarios.filter((s) =>
+    only ? only.includes(s.key) : !s.optIn,
+  );
   const env = machine();
   const started = Date.now();
   log(
@@ -1093,6 +1619,9 @@ async function main() {
   const targetList = targets(results);
   const comparison = clusterComparison(results);
   if (comparison) notes.push(comparison);
+  targetList.push(...coresTargets(results));
+  const coresNote = coresComparison(results);
+  if (coresNote) notes.push(coresNote);
   const md = await format(
     [
       `# nestjs-earwax benchmark (${quick ? 'quick preview' : 'full run'})`,
