@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 import type { LineFramer, LineSink } from '../framing/line-framer.js';
@@ -12,6 +11,7 @@ import type { PendingHandler } from '../limits/handler-watch.js';
 import type { InputRateLimiter } from '../limits/input-rate-limiter.js';
 import type { TelnetSession } from '../telnet/telnet-session.js';
 import { formatHostPort, unmapIPv4 } from '../utils/host-port.js';
+import { connectionId } from './connection-id.js';
 import type { ConnectionOwner } from './connection-owner.js';
 import type {
   ConnectionSettings,
@@ -46,7 +46,7 @@ export const enum InputMode {
  * @internal
  */
 export abstract class ConnectionCore {
-  readonly id: string = newId();
+  readonly id: string = connectionId();
   readonly connectedAt = Date.now();
   state: ConnectionState = 'pending';
   disconnectReason: DisconnectReason | undefined = undefined;
@@ -310,15 +310,4 @@ class Seldom {
   log: Logger | undefined = undefined;
   drainTimer: NodeJS.Timeout | undefined = undefined;
   lingerTimer: NodeJS.Timeout | undefined = undefined;
-}
-
-/**
- * A new connection id: a random UUID, as one flat string. `randomUUID()`
- * builds its text by concatenation, a tree of 14 cons strings (about 480
- * bytes of heap) that would live as long as the connection; a string
- * operation that must read every character (here `toLowerCase()`, a no-op
- * on its lower-case hex) leaves one 56-byte sequential string instead.
- */
-function newId(): string {
-  return randomUUID().toLowerCase();
 }
