@@ -46,7 +46,6 @@ export const enum InputMode {
  * @internal
  */
 export abstract class ConnectionCore {
-  readonly id: string = connectionId();
   readonly connectedAt = Date.now();
   state: ConnectionState = 'pending';
   disconnectReason: DisconnectReason | undefined = undefined;
@@ -85,6 +84,8 @@ export abstract class ConnectionCore {
   private flags: number = Flag.WaitsForHandlers;
   /** What few connections need (see {@link Seldom}); made on first need. */
   private seldom: Seldom | null = null;
+  /** `id`, made when first asked for: many connections never are. */
+  private ident: string | undefined = undefined;
 
   constructor(
     readonly medium: Medium,
@@ -97,6 +98,11 @@ export abstract class ConnectionCore {
     this.hostname = unmapIPv4(medium.remoteAddress);
     if (listener.isTls) this.flags |= Flag.TlsPending;
     this.out = medium.output;
+  }
+
+  /** A unique id (a random UUID), stable for the life of the connection. */
+  get id(): string {
+    return (this.ident ??= connectionId());
   }
 
   /** A TLS listener's connection until its handshake is done. */

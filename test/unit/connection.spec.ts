@@ -275,11 +275,15 @@ describe('Connection state, held lean', () => {
     expect(owner.events).toEqual(['on_connect', 'on_data:a']);
   });
 
-  it('has a UUID for its id', () => {
+  it('has a UUID for its id, made when first asked for', () => {
     const { connection, ctx } = opened();
+    // Admitted and registered without one.
+    expect((connection as unknown as { ident?: string }).ident).toBeUndefined();
     expect(ctx.id).toMatch(
       /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
     );
+    expect(ctx.id).toBe(connection.id);
+    connection.disconnect('quit');
     expect(ctx.id).toBe(connection.id);
     expect(testConnection().ctx.id).not.toBe(ctx.id);
   });
