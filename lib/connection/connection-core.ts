@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import type { StringDecoder } from 'node:string_decoder';
 import type { Writable } from 'node:stream';
 import type { LineFramer, LineSink } from '../framing/line-framer.js';
@@ -12,6 +11,7 @@ import type { PendingHandler } from '../limits/handler-watch.js';
 import type { InputRateLimiter } from '../limits/input-rate-limiter.js';
 import type { TelnetSession } from '../telnet/telnet-session.js';
 import { formatHostPort, unmapIPv4 } from '../utils/host-port.js';
+import { connectionId } from './connection-id.js';
 import type { ConnectionOwner } from './connection-owner.js';
 import type {
   ConnectionSettings,
@@ -46,19 +46,14 @@ export const enum InputMode {
  * @internal
  */
 export abstract class ConnectionCore {
-  readonly id: string = randomUUID();
   readonly connectedAt = Date.now();
   state: ConnectionState = 'pending';
   disconnectReason: DisconnectReason | undefined = undefined;
-  address: ConnectionAddress;
+  /**
+   * The client's IP address (the key of the per-address limits): the
+   * medium's, or the real client's behind a PROXY-protocol proxy.
+   */
   hostname: string;
-  port: number;
-  proxy: ConnectionAddress | undefined = undefined;
-  /** A TLS listener's connection until its handshake is done. */
-  tlsPending: boolean;
-  /** Counted in the per-address limits (under `hostname`). */
-  held = false;
-  lastError: Error | undefined = undefined;
   /** The rooms it is in; kept by the registry. */
   rooms: Set<string> | null = null;
   data: object | undefined = undefined;
@@ -68,24 +63,15 @@ export abstract class ConnectionCore {
   /** The line framer, which is also its own sink (see `inbound.ts`). */
   framer: (LineFramer & LineSink) | null = null;
   telnet: TelnetSession | null = null;
-  decoder: StringDecoder | null = null;
   rateLimiter: InputRateLimiter | null = null;
-  /** The first chunk has been read (and sniffed). */
-  chunkSeen = false;
-  /** Set by every input event, not by bytes; read by the idle sweep. */
-  inputSeen = false;
   /** When the idle sweep last saw input; 0 before any. */
   lastInputAt = 0;
-  inputPaused = false;
 
   // Events.
   /** Events waiting behind a running handler: name, data, name, data... */
   queue: unknown[] | null = null;
-  busy = false;
   /** The handler the next events wait for, while one has not settled. */
   waiting: PendingHandler | null = null;
-  /** Cleared once a connection no longer open gave up on a handler. */
-  waitsForHandlers = true;
 
   // Output.
   /** Where output goes: the medium's, or a compressor in front of it. */
@@ -94,10 +80,16 @@ export abstract class ConnectionCore {
   turnOutput: string | Uint8Array | (string | Uint8Array)[] | null = null;
   /** The size of `turnOutput` (UTF-16 units for text: an estimate). */
   turnBytes = 0;
-  drainTimer: NodeJS.Timeout | undefined = undefined;
-  lingerTimer: NodeJS.Timeout | undefined = undefined;
 
-  private log: Logger | undefined;
+  /**
+   * Its yes/no state (the accessors `tlsPending` to `waitsForHandlers`
+   * below), one bit each: one field instead of seven on every connection.
+   */
+  private flags: number = Flag.WaitsForHandlers;
+  /** What few connections need (see {@link Seldom}); made on first need. */
+  private seldom: Seldom | null = null;
+  /** `id`, made when first asked for: many connections never are. */
+  private ident: string | undefined = undefined;
 
   constructor(
     readonly medium: Medium,
@@ -105,16 +97,143 @@ export abstract class ConnectionCore {
     readonly settings: ConnectionSettings,
     readonly listener: ListenerInfo,
   ) {
-    this.address = medium.remote;
-    this.hostname = unmapIPv4(medium.remote.address);
-    this.port = medium.remote.port;
-    this.tlsPending = listener.isTls;
+    // The address string only: the medium's `remote` object is made when
+    // something asks for it, which most connections never do.
+    this.hostname = unmapIPv4(medium.remoteAddress);
+    if (listener.isTls) this.flags |= Flag.TlsPending;
     this.out = medium.output;
+  }
+
+  /** A unique id (a random UUID), stable for the life of the connection. */
+  get id(): string {
+    return (this.ident ??= connectionId());
+  }
+
+  /** A TLS listener's connection until its handshake is done. */
+  get tlsPending(): boolean {
+    return (this.flags & Flag.TlsPending) !== 0;
+  }
+  set tlsPending(on: boolean) {
+    this.flag(Flag.TlsPending, on);
+  }
+
+  /** Counted in the per-address limits (under `hostname`). */
+  get held(): boolean {
+    return (this.flags & Flag.Held) !== 0;
+  }
+  set held(on: boolean) {
+    this.flag(Flag.Held, on);
+  }
+
+  /** The first chunk has been read (and sniffed). */
+  get chunkSeen(): boolean {
+    return (this.flags & Flag.ChunkSeen) !== 0;
+  }
+  set chunkSeen(on: boolean) {
+    this.flag(Flag.ChunkSeen, on);
+  }
+
+  /** Set by every input event, not by bytes; read by the idle sweep. */
+  get inputSeen(): boolean {
+    return (this.flags & Flag.InputSeen) !== 0;
+  }
+  set inputSeen(on: boolean) {
+    this.flag(Flag.InputSeen, on);
+  }
+
+  /** Reading is paused while too many events wait. */
+  get inputPaused(): boolean {
+    return (this.flags & Flag.InputPaused) !== 0;
+  }
+  set inputPaused(on: boolean) {
+    this.flag(Flag.InputPaused, on);
+  }
+
+  /** An event of the connection is running. */
+  get busy(): boolean {
+    return (this.flags & Flag.Busy) !== 0;
+  }
+  set busy(on: boolean) {
+    this.flag(Flag.Busy, on);
+  }
+
+  /** Cleared once a connection no longer open gave up on a handler. */
+  get waitsForHandlers(): boolean {
+    return (this.flags & Flag.WaitsForHandlers) !== 0;
+  }
+  set waitsForHandlers(on: boolean) {
+    this.flag(Flag.WaitsForHandlers, on);
+  }
+
+  /** The last error its medium reported. */
+  get lastError(): Error | undefined {
+    return this.seldom?.lastError;
+  }
+  set lastError(err: Error | undefined) {
+    this.more().lastError = err;
+  }
+
+  /** The decoder of a connection that reads text without framing it. */
+  get decoder(): StringDecoder | null {
+    return this.seldom?.decoder ?? null;
+  }
+  set decoder(decoder: StringDecoder | null) {
+    this.more().decoder = decoder;
+  }
+
+  /** Armed while output waits to drain past the high-water mark. */
+  get drainTimer(): NodeJS.Timeout | undefined {
+    return this.seldom?.drainTimer;
+  }
+  set drainTimer(timer: NodeJS.Timeout | undefined) {
+    if (timer !== undefined || this.seldom !== null) {
+      this.more().drainTimer = timer;
+    }
+  }
+
+  /** Armed when our side has ended, until the peer closes. */
+  get lingerTimer(): NodeJS.Timeout | undefined {
+    return this.seldom?.lingerTimer;
+  }
+  set lingerTimer(timer: NodeJS.Timeout | undefined) {
+    if (timer !== undefined || this.seldom !== null) {
+      this.more().lingerTimer = timer;
+    }
+  }
+
+  /**
+   * The remote end: the medium's, or the real client a PROXY protocol
+   * header announced.
+   */
+  get address(): ConnectionAddress {
+    return this.seldom?.proxied ?? this.medium.remote;
+  }
+
+  /** The remote port (the real client's behind a PROXY-protocol proxy). */
+  get port(): number {
+    return this.seldom?.proxied?.port ?? this.medium.remotePort;
+  }
+
+  /** The medium's own remote end when a PROXY header named another client. */
+  get proxy(): ConnectionAddress | undefined {
+    return this.seldom?.proxied === undefined ? undefined : this.medium.remote;
+  }
+
+  /**
+   * Logs `message` at `log` level under the connection's name, as its
+   * `logger` would, without making it one: with `logConnections`, every
+   * connection logs when it opens and closes, and most never otherwise.
+   */
+  logEvent(message: string): void {
+    const log = this.seldom?.log;
+    if (log !== undefined) log.log(message);
+    else EVENTS.log(message, this.toString());
   }
 
   /** A logger named after the connection, made on first use. */
   get logger(): Logger {
-    return (this.log ??= new Logger(this.toString()));
+    const seldom = this.more();
+    return (seldom.log ??= new Logger(this.toString()));
   }
 
   /** The encoding of its text (a telnet client may agree to another). */
@@ -131,11 +250,10 @@ export abstract class ConnectionCore {
     port: number,
     family: 'IPv4' | 'IPv6',
   ): void {
-    this.proxy = this.address;
-    this.address = { address, port, family };
+    const seldom = this.more();
+    seldom.proxied = { address, port, family };
+    seldom.log = undefined;
     this.hostname = unmapIPv4(address);
-    this.port = port;
-    this.log = undefined;
   }
 
   /**
@@ -168,4 +286,44 @@ export abstract class ConnectionCore {
   toString(): string {
     return formatHostPort(this.hostname, this.port);
   }
+
+  private flag(bit: Flag, on: boolean): void {
+    this.flags = on ? this.flags | bit : this.flags & ~bit;
+  }
+
+  private more(): Seldom {
+    return (this.seldom ??= new Seldom());
+  }
+}
+
+/**
+ * Logs the connections' opening and closing, each under its connection's
+ * name (a logger's context given per call is printed as its own would be).
+ */
+const EVENTS = new Logger();
+
+/** The bits of `ConnectionCore.flags`. */
+const enum Flag {
+  TlsPending = 1,
+  Held = 2,
+  ChunkSeen = 4,
+  InputSeen = 8,
+  InputPaused = 16,
+  Busy = 32,
+  WaitsForHandlers = 64,
+}
+
+/**
+ * The state of a connection that few connections ever have (a PROXY
+ * header's client, a medium error, a text decoder, a logger, output that
+ * does not drain, a peer that lingers): one object, made on first need, so
+ * that the others do not carry a field for each.
+ */
+class Seldom {
+  proxied: ConnectionAddress | undefined = undefined;
+  lastError: Error | undefined = undefined;
+  decoder: StringDecoder | null = null;
+  log: Logger | undefined = undefined;
+  drainTimer: NodeJS.Timeout | undefined = undefined;
+  lingerTimer: NodeJS.Timeout | undefined = undefined;
 }

@@ -46,7 +46,7 @@ export class Connection extends ConnectionCore {
     const telnet = this.listener.telnet;
     if (telnet !== null) startTelnet(this, telnet);
     if (this.settings.logConnections) {
-      this.logger.log('Connection established.');
+      this.logEvent('Connection established.');
     }
     enqueue(this, 'on_connect', undefined);
     this.medium.read();

@@ -20,16 +20,9 @@ import { sendLine, sendRaw } from './outbox.js';
  * @internal
  */
 export function startInput(connection: ConnectionCore): void {
+  // The rate limiter and the line framer are made with the first chunk
+  // (takeChunk): many connections sit idle, and some never send at all.
   const { settings, listener } = connection;
-  if (settings.inputRate !== null) {
-    connection.rateLimiter = new InputRateLimiter(
-      settings.inputRate,
-      Date.now(),
-    );
-  }
-  if (settings.framing === 'line') {
-    connection.framer = new LineReader(settings.maxLineLength, connection);
-  }
   if (listener.telnet !== null) {
     // Started by the connection (telnet-link.ts), which reads through here.
     connection.mode = InputMode.Telnet;
@@ -72,6 +65,22 @@ class LineReader extends LineFramer implements LineSink {
 export function readLines(connection: ConnectionCore, bytes: Buffer): void {
   const framer = connection.framer;
   if (framer !== null) framer.push(bytes, framer);
+}
+
+/**
+ * What an open connection reads with from its first chunk on: its input
+ * rate (full buckets, as they would have been had they been made at
+ * admission: they refill up to their bursts) and, in line framing, its
+ * framer.
+ */
+function startReading(connection: ConnectionCore): void {
+  const { inputRate, framing, maxLineLength } = connection.settings;
+  if (inputRate !== null) {
+    connection.rateLimiter = new InputRateLimiter(inputRate, Date.now());
+  }
+  if (framing === 'line') {
+    connection.framer = new LineReader(maxLineLength, connection);
+  }
 }
 
 /**
@@ -242,6 +251,7 @@ export function decodeLine(
 function takeChunk(connection: ConnectionCore, chunk: Buffer): boolean {
   if (!connection.chunkSeen) {
     connection.chunkSeen = true;
+    startReading(connection);
     if (sniff(connection, chunk)) return false;
   }
   const limiter = connection.rateLimiter;

@@ -35,6 +35,12 @@ export interface Medium {
   /** The remote end as the medium reports it. */
   readonly remote: ConnectionAddress;
   /**
+   * `remote.address` and `remote.port`, for a medium that can give them
+   * without building `remote` (which most connections never need).
+   */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /**
    * Where output is written: Node's `Writable` contract is the backpressure
    * contract (`write()` returns `false` past the high-water mark, then
    * `'drain'`), so the send path costs no layer of its own.

@@ -22,19 +22,34 @@ type TrackedSocket = Socket & {
  * @internal
  */
 export class TcpMedium implements Medium {
-  readonly remote: ConnectionAddress;
   /** The accepted TCP socket: under TLS, the one the TLS socket wraps. */
   readonly tcp: Socket;
   private current: TrackedSocket;
+  /** `remote`, made on first use. */
+  private peer: ConnectionAddress | undefined = undefined;
 
   constructor(socket: Socket) {
     this.tcp = socket;
     this.current = socket;
-    this.remote = {
+  }
+
+  get remoteAddress(): string {
+    return this.tcp.remoteAddress ?? '';
+  }
+
+  get remotePort(): number {
+    return this.tcp.remotePort ?? 0;
+  }
+
+  get remote(): ConnectionAddress {
+    // Node keeps the peer's address once read (as admission does first),
+    // so it is the same after the socket has closed.
+    const socket = this.tcp;
+    return (this.peer ??= {
       address: socket.remoteAddress ?? '',
       port: socket.remotePort ?? 0,
       family: socket.remoteFamily === 'IPv6' ? 'IPv6' : 'IPv4',
-    };
+    });
   }
 
   get socket(): Socket {

@@ -19,7 +19,7 @@ export function startTelnet(
   connection: ConnectionCore,
   settings: TelnetSettings,
 ): void {
-  const line = connection.framer !== null;
+  const line = connection.settings.framing === 'line';
   const text = connection.settings.encoding !== undefined;
   let decoder: StringDecoder | undefined;
   let decoderEncoding: BufferEncoding | undefined;

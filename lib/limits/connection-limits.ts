@@ -1,9 +1,7 @@
 import type { Logger } from '@nestjs/common';
-import {
-  RateLimiterMemory,
-  type RateLimiterAbstract,
-} from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { ConnectionRateOptions } from '../interfaces/earwax-options.interface.js';
+import { ConnectionRate } from './connection-rate.js';
 
 /**
  * What the limits ask of the rest of the cluster: the application's
@@ -32,6 +30,9 @@ export interface ClusterHeldCounts {
  */
 export class ConnectionLimits {
   private readonly held = new Map<string, number>();
+  /** `connectionRate` given as options: counted here, synchronously. */
+  private readonly rate: ConnectionRate | null;
+  /** `connectionRate` given as a limiter (Redis...): asked, asynchronously. */
   private readonly limiter: RateLimiterAbstract | null;
 
   /**
@@ -48,18 +49,11 @@ export class ConnectionLimits {
     private readonly logger: Logger,
     private readonly cluster?: () => ClusterHeldCounts,
   ) {
-    if (rate === false) {
-      this.limiter = null;
-    } else if (isLimiter(rate)) {
-      this.limiter = rate;
-    } else {
-      // rate-limiter-flexible counts in whole points per `duration` seconds;
-      // fractional durations are honoured by its memory store.
-      this.limiter = new RateLimiterMemory({
-        points: rate.limit,
-        duration: rate.windowMs / 1000,
-      });
-    }
+    this.rate =
+      rate === false || isLimiter(rate)
+        ? null
+        : new ConnectionRate(rate.limit, rate.windowMs);
+    this.limiter = rate !== false && isLimiter(rate) ? rate : null;
   }
 
   /**
@@ -101,12 +95,14 @@ export class ConnectionLimits {
   /**
    * Spends one new-connection point of `ip`.
    *
-   * @returns `true` when within the rate (or there is no limit); a promise of
-   *   it when the limiter answers asynchronously. Never rejects: a limiter
-   *   whose store fails admits the connection (a rate limit must not lock
-   *   every player out when Redis is down) and logs a warning.
+   * @returns Whether it is within the rate (`true` without a limit); a
+   *   promise of it when the rate is a limiter, which answers
+   *   asynchronously. Never rejects: a limiter whose store fails admits the
+   *   connection (a rate limit must not lock every player out when Redis is
+   *   down) and logs a warning.
    */
-  consume(ip: string): true | Promise<boolean> {
+  consume(ip: string): boolean | Promise<boolean> {
+    if (this.rate !== null) return this.rate.consume(ip);
     const limiter = this.limiter;
     if (limiter === null) return true;
     return limiter.consume(ip).then(

@@ -38,11 +38,11 @@ export type RateVerdict = 'pass' | 'warn' | 'drop' | 'flood';
  * comparison and one subtraction.
  *
  * Written here rather than taken from `rate-limiter-flexible` (which the
- * transport uses for connection rates): this check runs for every line on
- * the hot path and must be synchronous and allocation-free, while that
- * library's `consume()` returns a promise per call and keys its counters in
- * a shared store. A bucket that lives and dies with its connection needs
- * neither.
+ * transport takes for a connection rate given as a limiter): this check
+ * runs for every line on the hot path and must be synchronous and
+ * allocation-free, while that library's `consume()` returns a promise per
+ * call and keys its counters in a shared store. A bucket that lives and
+ * dies with its connection needs neither.
  *
  * The clock is read once per socket chunk, not per event.
  *

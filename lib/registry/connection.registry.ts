@@ -80,7 +80,13 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    */
   readonly serverEvents$: Observable<ServerSideEvent>;
 
-  private readonly connections = new Map<string, ConnectionContext>();
+  /** The live connections, in the order they were admitted. */
+  private readonly connections = new Set<ConnectionContext>();
+  /**
+   * The same by id, made on the first lookup by id: a connection's id is
+   * made when first asked for, and many servers never look one up.
+   */
+  private byId: Map<string, ConnectionContext> | null = null;
   private readonly roomMembers = new Map<string, Set<AnyConnectionContext>>();
   private readonly adapter: EarwaxAdapter;
   /**
@@ -125,7 +131,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * @param id A `ConnectionContext.id`.
    */
   get(id: string): ConnectionContext | undefined {
-    return this.connections.get(id);
+    return this.index().get(id);
   }
 
   /**
@@ -134,7 +140,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * @param id A `ConnectionContext.id`.
    */
   has(id: string): boolean {
-    return this.connections.has(id);
+    return this.index().has(id);
   }
 
   /** The live connections, in the order they were admitted. */
@@ -169,7 +175,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    *   not live.
    */
   join(ctx: AnyConnectionContext, room: string): boolean {
-    if (this.connections.get(ctx.id) !== ctx) return false;
+    if (!this.connections.has(ctx as ConnectionContext)) return false;
     const connection = connectionOf(ctx);
     const rooms = (connection.rooms ??= new Set());
     if (rooms.has(room)) return false;
@@ -349,7 +355,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
    * @throws {TypeError} If `state` is not a plain object of JSON values.
    */
   share(ctx: AnyConnectionContext, state: SharedState | undefined): boolean {
-    if (this.connections.get(ctx.id) !== ctx) return false;
+    if (!this.connections.has(ctx as ConnectionContext)) return false;
     if (state === undefined) {
       this.sharedStates.delete(ctx);
     } else {
@@ -435,7 +441,7 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
 
   /** @internal Runs a command for a connection of this process. */
   execute(command: RemoteCommand): boolean {
-    const ctx = this.connections.get(command.id);
+    const ctx = this.get(command.id);
     if (ctx === undefined) return false;
     switch (command.type) {
       case 'join':
@@ -467,9 +473,18 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
     this.serverEvents.complete();
   }
 
+  /** The live connections by id, indexed on first need. */
+  private index(): Map<string, ConnectionContext> {
+    if (this.byId === null) {
+      this.byId = new Map();
+      for (const ctx of this.connections) this.byId.set(ctx.id, ctx);
+    }
+    return this.byId;
+  }
+
   /** Runs a command here if the connection is here, else on its process. */
   private async run(command: RemoteCommand): Promise<boolean> {
-    if (this.connections.has(command.id)) return this.execute(command);
+    if (this.has(command.id)) return this.execute(command);
     if (this.peers === null) return false;
     return this.peers.commandRemote(command);
   }
@@ -524,14 +539,16 @@ export class ConnectionRegistry implements Iterable<ConnectionContext> {
 
   /** @internal */
   add(ctx: AnyConnectionContext): void {
-    this.connections.set(ctx.id, ctx as ConnectionContext);
+    this.connections.add(ctx as ConnectionContext);
+    this.byId?.set(ctx.id, ctx as ConnectionContext);
     if (this.peers !== null) this.peers.presenceChanged(this.presenceOf(ctx));
   }
 
   /** @internal Removes a connection, and takes it out of every room. */
   delete(ctx: AnyConnectionContext): void {
-    if (this.connections.delete(ctx.id) && this.peers !== null) {
-      this.peers.presenceRemoved(ctx.id);
+    if (this.connections.delete(ctx as ConnectionContext)) {
+      this.byId?.delete(ctx.id);
+      if (this.peers !== null) this.peers.presenceRemoved(ctx.id);
     }
     const rooms = connectionOf(ctx).rooms;
     if (rooms === null) return;

@@ -163,6 +163,8 @@ export class Admission {
       const withinRate = hub.limits.consume(ip);
       if (withinRate === true) {
         this.passChecks(connection, false);
+      } else if (withinRate === false) {
+        this.block(connection, 'rate_limited');
       } else {
         void withinRate.then((allowed) => {
           if (allowed) this.passChecks(connection, true);

@@ -104,7 +104,7 @@ export class ConnectionHub implements ConnectionOwner<Connection> {
     this.registry.delete(connection.context);
     this.counters.countDisconnection(reason);
     if (this.settings.logConnections) {
-      connection.logger.log(`Disconnected (${reason}).`);
+      connection.logEvent(`Disconnected (${reason}).`);
     }
   }
 

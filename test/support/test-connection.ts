@@ -45,6 +45,12 @@ export class TestMedium implements Medium {
     };
   }
 
+  get remoteAddress(): string {
+    return this.remote.address;
+  }
+  get remotePort(): number {
+    return this.remote.port;
+  }
   get bytesWritten(): number {
     return 0;
   }

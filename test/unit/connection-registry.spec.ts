@@ -274,3 +274,29 @@ describe('ConnectionRegistry', () => {
     expect(sends[2].mock.calls[0][0]).toBe(buffer);
   });
 });
+
+describe('ConnectionRegistry lookups by id', () => {
+  it('finds connections added before and after the first lookup, and forgets removed ones', () => {
+    const registry = new ConnectionRegistry();
+    const [a, b, c] = [context(), context(), context()];
+    registry.add(a);
+    registry.add(b);
+    expect(registry.get(a.id)).toBe(a);
+    registry.add(c);
+    expect(registry.has(c.id)).toBe(true);
+    registry.delete(b);
+    expect(registry.get(b.id)).toBeUndefined();
+    expect(registry.size).toBe(2);
+    expect([...registry]).toEqual([a, c]);
+  });
+
+  it('joins rooms and shares state without looking connections up by id', () => {
+    const registry = new ConnectionRegistry();
+    const ctx = context();
+    registry.add(ctx);
+    expect(registry.join(ctx, 'hall')).toBe(true);
+    expect(registry.share(ctx, { name: 'Ann' })).toBe(true);
+    expect(registry.join(context(), 'hall')).toBe(false);
+    expect(registry.members('hall')).toEqual([ctx]);
+  });
+});

@@ -254,3 +254,97 @@ describe('Connection outbound', () => {
     expect(owner.registry.members('hall')).toEqual([]);
   });
 });
+
+describe('Connection state, held lean', () => {
+  it('makes its input rate and line framer with the first chunk', () => {
+    const { connection, medium, owner } = opened({
+      inputRate: {
+        linesPerMs: 0.001,
+        lineBurst: 1,
+        bytesPerMs: 1000,
+        byteBurst: 100_000,
+        dropsBeforeDisconnect: 5,
+      },
+    });
+    expect(connection.rateLimiter).toBeNull();
+    expect(connection.framer).toBeNull();
+    medium.feed('a\nb\n');
+    expect(connection.rateLimiter).not.toBeNull();
+    expect(connection.framer).not.toBeNull();
+    // A full line bucket from the start, as if made at admission.
+    expect(owner.events).toEqual(['on_connect', 'on_data:a']);
+  });
+
+  it('has a UUID for its id, made when first asked for', () => {
+    const { connection, ctx } = opened();
+    // Admitted and registered without one.
+    expect((connection as unknown as { ident?: string }).ident).toBeUndefined();
+    expect(ctx.id).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+    expect(ctx.id).toBe(connection.id);
+    connection.disconnect('quit');
+    expect(ctx.id).toBe(connection.id);
+    expect(testConnection().ctx.id).not.toBe(ctx.id);
+  });
+
+  it('reads its remote end from the medium, or from a PROXY header', () => {
+    const medium = new TestMedium(undefined, '::ffff:198.51.100.7', 4321);
+    const { connection, ctx } = testConnection({ medium });
+    expect(ctx.address).toBe(medium.remote);
+    expect(ctx.hostname).toBe('198.51.100.7');
+    expect(ctx.port).toBe(4321);
+    expect(ctx.proxy).toBeUndefined();
+    expect(ctx.toString()).toBe('198.51.100.7:4321');
+    connection.setProxiedRemote('2001:db8::9', 5555, 'IPv6');
+    expect(ctx.address).toEqual({
+      address: '2001:db8::9',
+      port: 5555,
+      family: 'IPv6',
+    });
+    expect(ctx.hostname).toBe('2001:db8::9');
+    expect(ctx.port).toBe(5555);
+    expect(ctx.proxy).toBe(medium.remote);
+    expect(ctx.logger).toBe(ctx.logger);
+    expect(ctx.toString()).toBe('[2001:db8::9]:5555');
+  });
+
+  it('keeps each yes/no of its state apart', () => {
+    const { connection } = testConnection();
+    const names = [
+      'tlsPending',
+      'held',
+      'chunkSeen',
+      'inputSeen',
+      'inputPaused',
+      'busy',
+      'waitsForHandlers',
+    ] as const;
+    const state = () => names.map((name) => connection[name]);
+    expect(state()).toEqual([false, false, false, false, false, false, true]);
+    for (const name of names) {
+      const before = state();
+      connection[name] = !connection[name];
+      expect(state()).toEqual(
+        before.map((value, i) => (names[i] === name ? !value : value)),
+      );
+    }
+  });
+
+  it('keeps timers, an error and a decoder apart from its own fields', () => {
+    const { connection } = testConnection();
+    expect(connection.lingerTimer).toBeUndefined();
+    expect(connection.drainTimer).toBeUndefined();
+    expect(connection.lastError).toBeUndefined();
+    expect(connection.decoder).toBeNull();
+    connection.release();
+    const timer = setTimeout(() => undefined, 1000);
+    connection.lingerTimer = timer;
+    connection.lastError = new Error('reset');
+    expect(connection.lingerTimer).toBe(timer);
+    expect(connection.drainTimer).toBeUndefined();
+    expect(connection.lastError?.message).toBe('reset');
+    connection.release();
+    expect(connection.lingerTimer).toBeUndefined();
+  });
+});

@@ -77,6 +77,21 @@ describe('TcpMedium', () => {
     expect(targetOf(medium.tcp)).toBeDefined();
   });
 
+  it('makes its remote end on first use, the same after the socket closed', async () => {
+    const { medium, client } = await pair();
+    expect(medium.remoteAddress).toBe('127.0.0.1');
+    expect(medium.remotePort).toBe(client.localPort);
+    medium.destroy();
+    await once(medium.tcp, 'close');
+    const remote = medium.remote;
+    expect(remote).toEqual({
+      address: '127.0.0.1',
+      port: client.localPort,
+      family: 'IPv4',
+    });
+    expect(medium.remote).toBe(remote);
+  });
+
   it('delivers chunks only after read(), then the end, then the close', async () => {
     const { medium, client, heard } = await pair();
     client.write('before read\n');
