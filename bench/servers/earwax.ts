@@ -241,6 +241,14 @@ const appModule: ModuleMetadata = {
   controllers: [controller],
 };
 
+/** The transport's connections, live or ending (-1: not found). */
+function tracked(of: EarwaxApi.EarwaxTransport): number {
+  const hub = (
+    of as unknown as { hub?: { live: Set<unknown>; ending: Set<unknown> } }
+  ).hub;
+  return hub ? hub.live.size + hub.ending.size : -1;
+}
+
 await serve(
   {
     listen: async () => {
@@ -253,10 +261,9 @@ await serve(
     connections: () => transport.connections.size,
     extras: () => ({
       ...extras,
-      // Contexts the transport still tracks (private; read for the
-      // nothing-retained check only).
-      liveContexts:
-        (transport as unknown as { live?: Set<unknown> }).live?.size ?? -1,
+      // Connections the transport still tracks, live or ending (private;
+      // read for the nothing-retained check only).
+      liveContexts: tracked(transport),
     }),
     close: () => transport.close(),
   },
