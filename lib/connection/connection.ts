@@ -11,7 +11,7 @@ import { endOfInput, receive, startInput } from './inbound.js';
 import type { Medium, MediumSink } from './medium.js';
 import { abort, checkOutput, hangUp, releaseOutput } from './outbox.js';
 import { startTelnet } from './telnet-link.js';
-import { flushOutput } from './turn-output.js';
+import { flushOutput, readInput } from './turn-output.js';
 
 /**
  * One client connection: its state (see {@link ConnectionCore}) and its
@@ -113,7 +113,7 @@ export class Connection extends ConnectionCore {
 
 /** What a medium tells its connection: one object for every connection. */
 const SINK: MediumSink<Connection> = {
-  receive,
+  receive: (connection, chunk) => readInput(connection, receive, chunk),
   ended: (connection) => connection.close('client_closed'),
   closed: (connection, hadError) => {
     if (connection.state === 'open') {

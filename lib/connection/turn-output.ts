@@ -8,8 +8,10 @@ import type { ConnectionCore } from './connection-core.js';
 // reach it, prompts, telnet answers) is held by the connection and written
 // at the end of the turn, in the check phase (`setImmediate`): after every
 // I/O callback of the turn, so commands of many players read in one turn
-// still cost each recipient one write. The system call, not the JavaScript,
-// is what a line costs.
+// still cost each recipient one write. The exception is the player whose
+// input is being read: its replies leave as soon as the read is done (see
+// readInput), so an answer never waits behind other players' input. The
+// system call, not the JavaScript, is what a line costs.
 //
 // Held here rather than corked in the stream: a corked socket hands its
 // chunks to a native writev that encodes each string on its own, about
@@ -21,6 +23,8 @@ export const HELD_LIMIT = 16 * 1024;
 /** Up to this size mixed or byte parts are copied into one buffer. */
 const JOIN_LIMIT = 64 * 1024;
 
+/** The connection whose input is being read, if any. */
+let reading: ConnectionCore | null = null;
 /** Connections holding output this turn (some already flushed). */
 let held: ConnectionCore[] = [];
 /** The list of the previous turn, emptied, to be reused. */
@@ -41,10 +45,13 @@ export function hold(
   const parts = connection.turnOutput;
   if (parts === null) {
     connection.turnOutput = data;
-    held.push(connection);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flushTurn);
+    // A reply to the input being read leaves when the read is done.
+    if (connection !== reading) {
+      held.push(connection);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flushTurn);
+      }
     }
   } else if (Array.isArray(parts)) {
     parts.push(data);
@@ -111,6 +118,32 @@ export function flushOutput(connection: ConnectionCore): boolean {
     out.uncork();
   }
   return ok;
+}
+
+/**
+ * Reads a chunk of the connection's input with `read`; what the connection
+ * is sent meanwhile (its replies, and what it already held this turn) is
+ * written as one write when the read is done. The player who typed gets
+ * the answer at once, and a turn with one active player costs no deferred
+ * flush; output to others still waits for the end of the turn.
+ *
+ * @internal
+ */
+export function readInput<T>(
+  connection: ConnectionCore,
+  read: (connection: ConnectionCore, chunk: T) => void,
+  chunk: T,
+): void {
+  const previous = reading;
+  reading = connection;
+  try {
+    read(connection, chunk);
+  } finally {
+    reading = previous;
+    if (connection.turnOutput !== null) {
+      connection.written(flushOutput(connection));
+    }
+  }
 }
 
 /** The end of the turn: what every connection holds is written. */

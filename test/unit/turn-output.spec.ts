@@ -176,6 +176,44 @@ describe('output within one turn', () => {
     ]);
   });
 
+  it("answers the player whose input is read when the read is done; others at the turn's end", async () => {
+    const owner = recordingOwner();
+    const [ann, bob] = [0, 1].map(() => {
+      const out = recordingOutput();
+      const medium = new TestMedium(out.output);
+      const { connection, ctx } = testConnection({ medium, owner });
+      connection.open();
+      return { ...out, medium, ctx };
+    });
+    if (!ann || !bob) throw new Error('two players');
+    // Bob already holds a line from earlier in the turn.
+    bob.ctx.sendString('A bell rings.');
+    owner.handle = (ctx, event, data) => {
+      if (event !== 'on_data') return false;
+      ctx.sendString(`You say: ${String(data)}`);
+      owner.registry.broadcast(`Someone says: ${String(data)}`, {
+        except: ctx,
+      });
+      ctx.sendPrompt('> ');
+      return true;
+    };
+    ann.medium.feed('hi\r\n');
+    // Ann's answer left with the read, in one write; Bob's waits.
+    expect(ann.writes).toHaveLength(1);
+    expect(ann.text()).toBe('You say: hi\r\n> ');
+    expect(bob.writes).toHaveLength(0);
+    bob.medium.feed('yo\r\n');
+    // Bob's read took what he held with his answer: one write.
+    expect(bob.writes).toHaveLength(1);
+    expect(bob.text()).toBe(
+      'A bell rings.\r\nSomeone says: hi\r\nYou say: yo\r\n> ',
+    );
+    await turnEnd();
+    expect(ann.writes).toHaveLength(2);
+    expect(ann.text()).toBe('You say: hi\r\n> Someone says: yo\r\n');
+    expect(bob.writes).toHaveLength(1);
+  });
+
   it('under MCCP2, reaches zlib and the medium as one compressed write per turn', async () => {
     const { connection, ctx, writes } = wired();
     compress(connection);
