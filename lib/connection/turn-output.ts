@@ -8,10 +8,9 @@ import type { ConnectionCore } from './connection-core.js';
 // reach it, prompts, telnet answers) is held by the connection and written
 // at the end of the turn, in the check phase (`setImmediate`): after every
 // I/O callback of the turn, so commands of many players read in one turn
-// still cost each recipient one write. The exception is the player whose
-// input is being read: its replies leave as soon as the read is done (see
-// readInput), so an answer never waits behind other players' input. The
-// system call, not the JavaScript, is what a line costs.
+// still cost each recipient one write. The exception is a reply to input
+// when no other output waits: it leaves as soon as the read is done (see
+// readInput). The system call, not the JavaScript, is what a line costs.
 //
 // Held here rather than corked in the stream: a corked socket hands its
 // chunks to a native writev that encodes each string on its own, about
@@ -45,14 +44,8 @@ export function hold(
   const parts = connection.turnOutput;
   if (parts === null) {
     connection.turnOutput = data;
-    // A reply to the input being read leaves when the read is done.
-    if (connection !== reading) {
-      held.push(connection);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flushTurn);
-      }
-    }
+    // A reply to the input being read is settled when the read is done.
+    if (connection !== reading) holdForTurn(connection);
   } else if (Array.isArray(parts)) {
     parts.push(data);
   } else {
@@ -121,11 +114,13 @@ export function flushOutput(connection: ConnectionCore): boolean {
 }
 
 /**
- * Reads a chunk of the connection's input with `read`; what the connection
+ * Reads a chunk of the connection's input with `read`. What the connection
  * is sent meanwhile (its replies, and what it already held this turn) is
- * written as one write when the read is done. The player who typed gets
- * the answer at once, and a turn with one active player costs no deferred
- * flush; output to others still waits for the end of the turn.
+ * written as one write when the read is done if no other connection has
+ * output waiting for the end of the turn: the player who typed gets the
+ * answer at once, and a turn of lone replies (echo, a command answered
+ * with several lines) costs no deferred flush. Otherwise it waits for the
+ * end of the turn with the rest, for one write per connection per turn.
  *
  * @internal
  */
@@ -141,8 +136,21 @@ export function readInput<T>(
   } finally {
     reading = previous;
     if (connection.turnOutput !== null) {
-      connection.written(flushOutput(connection));
+      // Alone in the turn so far: written now. Others have output waiting
+      // (a broadcast, say): this joins them, so that a busy room still
+      // costs each player one write per turn.
+      if (held.length === 0) connection.written(flushOutput(connection));
+      else holdForTurn(connection);
     }
+  }
+}
+
+/** Lists the connection for the write at the end of the turn. */
+function holdForTurn(connection: ConnectionCore): void {
+  held.push(connection);
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(flushTurn);
   }
 }
 

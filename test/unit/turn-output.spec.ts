@@ -176,7 +176,7 @@ describe('output within one turn', () => {
     ]);
   });
 
-  it("answers the player whose input is read when the read is done; others at the turn's end", async () => {
+  it('answers a lone reply when the read is done, and waits for the turn when others have output', async () => {
     const owner = recordingOwner();
     const [ann, bob] = [0, 1].map(() => {
       const out = recordingOutput();
@@ -186,32 +186,31 @@ describe('output within one turn', () => {
       return { ...out, medium, ctx };
     });
     if (!ann || !bob) throw new Error('two players');
-    // Bob already holds a line from earlier in the turn.
-    bob.ctx.sendString('A bell rings.');
     owner.handle = (ctx, event, data) => {
       if (event !== 'on_data') return false;
       ctx.sendString(`You say: ${String(data)}`);
-      owner.registry.broadcast(`Someone says: ${String(data)}`, {
-        except: ctx,
-      });
+      if (data === 'shout') {
+        owner.registry.broadcast('Someone shouts!', { except: ctx });
+      }
       ctx.sendPrompt('> ');
       return true;
     };
+    // Nothing else waits: Ann's answer leaves with the read, in one write.
     ann.medium.feed('hi\r\n');
-    // Ann's answer left with the read, in one write; Bob's waits.
     expect(ann.writes).toHaveLength(1);
     expect(ann.text()).toBe('You say: hi\r\n> ');
-    expect(bob.writes).toHaveLength(0);
+    await turnEnd();
+    // A shout gives Bob output: Ann's answer joins the end of the turn,
+    // and so does Bob's own answer to what he types in that turn.
+    ann.medium.feed('shout\r\n');
     bob.medium.feed('yo\r\n');
-    // Bob's read took what he held with his answer: one write.
-    expect(bob.writes).toHaveLength(1);
-    expect(bob.text()).toBe(
-      'A bell rings.\r\nSomeone says: hi\r\nYou say: yo\r\n> ',
-    );
+    expect(ann.writes).toHaveLength(1);
+    expect(bob.writes).toHaveLength(0);
     await turnEnd();
     expect(ann.writes).toHaveLength(2);
-    expect(ann.text()).toBe('You say: hi\r\n> Someone says: yo\r\n');
     expect(bob.writes).toHaveLength(1);
+    expect(ann.text()).toBe('You say: hi\r\n> You say: shout\r\n> ');
+    expect(bob.text()).toBe('Someone shouts!\r\nYou say: yo\r\n> ');
   });
 
   it('under MCCP2, reaches zlib and the medium as one compressed write per turn', async () => {
