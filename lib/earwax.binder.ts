@@ -22,6 +22,8 @@ import {
 import type { EarwaxTransportDefaults } from './earwax-module-options.interface.js';
 import { EarwaxMetrics } from './metrics/earwax-metrics.js';
 import { NestDirectDispatcher } from './pipeline/direct-dispatch.js';
+import { findForeignHandlers } from './pipeline/foreign-handlers.js';
+import { nestInternalsNow } from './pipeline/nest-internals.js';
 
 /**
  * The `EarwaxTransport`s of one application, as the `EarwaxBinder` met them:
@@ -107,6 +109,15 @@ export class EarwaxBinder implements OnModuleDestroy {
       );
       return;
     }
+    // Read when a transport listens, after every microservice of a hybrid
+    // application was connected.
+    let otherTransports = 0;
+    const foreignHandlers = () => {
+      const nest = nestInternalsNow();
+      return nest?.available
+        ? findForeignHandlers(this.modules, nest.internals)
+        : undefined;
+    };
     this.subscription = targets.subscribe((target) => {
       if (target instanceof EarwaxTransport) {
         target.bind({
@@ -116,8 +127,12 @@ export class EarwaxBinder implements OnModuleDestroy {
           defaults: this.defaults ?? undefined,
           metrics: this.metrics,
           dispatcher,
+          foreignHandlers,
+          otherTransports: () => otherTransports > 0,
         });
         this.transports.add(target);
+      } else {
+        otherTransports += 1;
       }
     });
   }

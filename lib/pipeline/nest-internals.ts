@@ -49,6 +49,12 @@ export interface RpcExceptionsHandlerInstance {
 /** The `RpcExceptionsHandler` class. */
 export type RpcExceptionsHandlerClass = new () => RpcExceptionsHandlerInstance;
 
+/** Nest's `PatternHandler` enum. */
+export interface PatternHandlerEnum {
+  readonly MESSAGE: number;
+  readonly EVENT: number;
+}
+
 /** Nest's `RpcParamtype` enum: the members `@Payload()` and `@Ctx()` write. */
 export interface RpcParamtypeEnum {
   readonly PAYLOAD: number;
@@ -73,6 +79,14 @@ export interface NestInternals {
   readonly CUSTOM_ROUTE_ARGS_METADATA: string;
   /** Key of the parameter decorators' metadata of a microservice handler. */
   readonly PARAM_ARGS_METADATA: string;
+  /** Key of `@MessagePattern`/`@EventPattern` patterns on a method. */
+  readonly PATTERN_METADATA: string;
+  /** Key of the transport a pattern decorator is bound to. */
+  readonly TRANSPORT_METADATA: string;
+  /** Key telling `@MessagePattern` from `@EventPattern` (a `PatternHandler`). */
+  readonly PATTERN_HANDLER_METADATA: string;
+  /** Nest's `PatternHandler` enum: the values under that key. */
+  readonly PatternHandler: PatternHandlerEnum;
   readonly RpcParamtype: RpcParamtypeEnum;
   readonly ExecutionContextHost: ExecutionContextHostClass;
   readonly RpcExceptionsHandler: RpcExceptionsHandlerClass;
@@ -106,6 +120,7 @@ type Check = (value: unknown) => string | undefined;
 const COMMON_CONSTANTS = '@nestjs/common/constants.js';
 const MICROSERVICES_CONSTANTS = '@nestjs/microservices/constants.js';
 const RPC_PARAMTYPE = '@nestjs/microservices/enums/rpc-paramtype.enum.js';
+const PATTERN_HANDLER = '@nestjs/microservices/enums/pattern-handler.enum.js';
 const EXECUTION_CONTEXT_HOST = '@nestjs/core/helpers/execution-context-host.js';
 const RPC_EXCEPTIONS_HANDLER =
   '@nestjs/microservices/exceptions/rpc-exceptions-handler.js';
@@ -115,20 +130,23 @@ const metadataKey: Check = (value) =>
     ? undefined
     : `is ${kindOf(value)}, not a metadata key`;
 
-const paramtypeEnum: Check = (value) => {
-  if (typeof value !== 'object' || value === null) {
-    return `is ${kindOf(value)}, not an enum`;
-  }
-  const members = value as Record<string, unknown>;
-  for (const member of ['PAYLOAD', 'CONTEXT']) {
-    if (typeof members[member] !== 'number') {
-      return `has no numeric ${member} member`;
+/** An enum with two distinct numeric members. */
+const enumOf =
+  (first: string, second: string): Check =>
+  (value) => {
+    if (typeof value !== 'object' || value === null) {
+      return `is ${kindOf(value)}, not an enum`;
     }
-  }
-  return members.PAYLOAD === members.CONTEXT
-    ? 'has PAYLOAD equal to CONTEXT'
-    : undefined;
-};
+    const members = value as Record<string, unknown>;
+    for (const member of [first, second]) {
+      if (typeof members[member] !== 'number') {
+        return `has no numeric ${member} member`;
+      }
+    }
+    return members[first] === members[second]
+      ? `has ${first} equal to ${second}`
+      : undefined;
+  };
 
 /** A class whose prototype has each of `methods`. */
 const classWith =
@@ -170,7 +188,31 @@ const WANTED: readonly {
     path: MICROSERVICES_CONSTANTS,
     check: metadataKey,
   },
-  { name: 'RpcParamtype', path: RPC_PARAMTYPE, check: paramtypeEnum },
+  {
+    name: 'PATTERN_METADATA',
+    path: MICROSERVICES_CONSTANTS,
+    check: metadataKey,
+  },
+  {
+    name: 'TRANSPORT_METADATA',
+    path: MICROSERVICES_CONSTANTS,
+    check: metadataKey,
+  },
+  {
+    name: 'PATTERN_HANDLER_METADATA',
+    path: MICROSERVICES_CONSTANTS,
+    check: metadataKey,
+  },
+  {
+    name: 'RpcParamtype',
+    path: RPC_PARAMTYPE,
+    check: enumOf('PAYLOAD', 'CONTEXT'),
+  },
+  {
+    name: 'PatternHandler',
+    path: PATTERN_HANDLER,
+    check: enumOf('MESSAGE', 'EVENT'),
+  },
   {
     name: 'ExecutionContextHost',
     path: EXECUTION_CONTEXT_HOST,

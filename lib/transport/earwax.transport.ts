@@ -22,6 +22,10 @@ import { ConnectionLimits } from '../limits/connection-limits.js';
 import { IdleSweep } from '../limits/idle-sweep.js';
 import { EarwaxMetrics } from '../metrics/earwax-metrics.js';
 import type { DirectDispatcher } from '../pipeline/direct-dispatch.js';
+import {
+  describeForeignHandler,
+  type ForeignHandler,
+} from '../pipeline/foreign-handlers.js';
 import { HandlerChains } from '../pipeline/handler-chains.js';
 import { formatHostPort } from '../utils/host-port.js';
 import { Admission } from './admission.js';
@@ -74,6 +78,13 @@ export interface EarwaxBindings {
   metrics?: EarwaxMetrics;
   /** Calls handlers that Nest's pipeline has nothing to apply to directly. */
   dispatcher?: DirectDispatcher;
+  /**
+   * Names the application's methods with a pattern decorator bound to no
+   * transport (`undefined` when Nest's metadata keys are not known).
+   */
+  foreignHandlers?: () => ForeignHandler[] | undefined;
+  /** Whether the application runs a transport other than Earwax. */
+  otherTransports?: () => boolean;
 }
 
 /**
@@ -115,6 +126,13 @@ export class EarwaxTransport
     this.hub.handlerFailed(origin, event, ctx, err),
   );
   private dispatcher: DirectDispatcher | undefined;
+  /** Patterns Nest handed over that are not `@EarwaxEvent` ones. */
+  private readonly foreignPatterns: {
+    pattern: unknown;
+    isEvent: boolean;
+  }[] = [];
+  private foreignHandlers: EarwaxBindings['foreignHandlers'];
+  private otherTransports: EarwaxBindings['otherTransports'];
   private settings: TransportSettings;
   private hub: ConnectionHub;
   private readonly admission: Admission;
@@ -265,6 +283,8 @@ export class EarwaxTransport
     admission.guard =
       this.ownOptions.guard ?? bindings.guard ?? admission.guard;
     this.dispatcher = bindings.dispatcher ?? this.dispatcher;
+    this.foreignHandlers = bindings.foreignHandlers ?? this.foreignHandlers;
+    this.otherTransports = bindings.otherTransports ?? this.otherTransports;
     const hub = this.hub;
     // What a held connection was counted in or registered with stays, until
     // nothing is held.
@@ -404,6 +424,7 @@ export class EarwaxTransport
       typeof pattern !== 'string' ||
       !pattern.startsWith(EARWAX_PATTERN_PREFIX)
     ) {
+      this.foreignPatterns.push({ pattern, isEvent: isEventHandler });
       super.addHandler(pattern, callback, isEventHandler, extras);
       return;
     }
@@ -467,6 +488,7 @@ export class EarwaxTransport
       callback(err);
       return;
     }
+    this.warnForeignHandlers();
     this.compileHandlers();
     void this.listenAll().then(
       () => callback(),
@@ -475,6 +497,32 @@ export class EarwaxTransport
         callback(err);
       },
     );
+  }
+
+  /**
+   * A plain `@EventPattern('on_data')` boots and is never called: say so,
+   * naming the method and the decorator to use, unless it is most likely
+   * meant for another transport of the application.
+   */
+  private warnForeignHandlers(): void {
+    if (this.foreignPatterns.length === 0) return;
+    const handlers =
+      this.foreignHandlers?.() ??
+      // Without EarwaxModule the methods cannot be named: their patterns can.
+      this.foreignPatterns.map(({ pattern, isEvent }) => ({
+        origin: 'A controller method',
+        decorator: isEvent
+          ? ('@EventPattern' as const)
+          : ('@MessagePattern' as const),
+        patterns: [pattern],
+      }));
+    const others = this.otherTransports?.() ?? false;
+    const isEarwaxEvent = (pattern: unknown): boolean =>
+      typeof pattern === 'string' && this.eventTypes.has(pattern);
+    for (const handler of handlers) {
+      const line = describeForeignHandler(handler, isEarwaxEvent, others);
+      if (line !== undefined) this.logger.warn(line);
+    }
   }
 
   private async listenAll(): Promise<void> {
