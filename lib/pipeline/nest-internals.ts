@@ -26,6 +26,7 @@ import {
   type Type,
 } from '@nestjs/common';
 import type { Observable } from 'rxjs';
+import { loadModule } from '../utils/load-module.js';
 
 /** Nest's `ExecutionContextHost`, as the dispatcher uses it. */
 export interface ExecutionContextHostInstance extends ExecutionContext {
@@ -241,23 +242,21 @@ export const NEST_INTERNAL_PATHS: readonly string[] = [
   ...new Set(WANTED.map((wanted) => wanted.path)),
 ];
 
-/** `import()` itself; a parameter so that tests can make a path go missing. */
-const importModule: ModuleImporter = (specifier) => import(specifier);
-
 /**
  * Loads and checks every internal. Never rejects: a path that does not load,
  * or an export that is absent or of the wrong kind, is listed as missing.
  *
- * @param load How a module is loaded (`import()` unless a test says otherwise).
+ * @param load How a module is loaded (`loadModule` unless a test says
+ *   otherwise).
  *
  * @internal
  */
 export async function loadNestInternals(
-  load: ModuleImporter = importModule,
+  load: ModuleImporter = loadModule,
 ): Promise<NestInternalsResult> {
   const modules = new Map<string, Promise<ModuleOutcome>>();
   for (const path of NEST_INTERNAL_PATHS) {
-    modules.set(path, loadModule(load, path));
+    modules.set(path, loadFrom(load, path));
   }
   const found: Record<string, unknown> = {};
   const missing: MissingInternal[] = [];
@@ -335,7 +334,7 @@ type ModuleOutcome =
   | { readonly loaded: true; readonly namespace: object }
   | { readonly loaded: false; readonly reason: string };
 
-async function loadModule(
+async function loadFrom(
   load: ModuleImporter,
   path: string,
 ): Promise<ModuleOutcome> {

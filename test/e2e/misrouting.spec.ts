@@ -41,8 +41,8 @@ class MixedController {
   }
 
   @EventPattern('score', Transport.TCP)
-  score(): void {
-    this.misrouted.push('score');
+  score(@Payload() points: number): void {
+    this.misrouted.push(`score:${points}`);
   }
 
   @EarwaxEvent('on_data')
@@ -99,7 +99,9 @@ describe('a pattern decorator Earwax never calls', () => {
     @Controller()
     class TickController {
       @EventPattern('on_tick')
-      tick(): void {}
+      tick(@Payload() data: unknown): unknown {
+        return data;
+      }
     }
     booted = await bootEarwax(
       { imports: [EarwaxModule.forRoot()], controllers: [TickController] },
@@ -120,10 +122,14 @@ describe('a pattern decorator Earwax never calls', () => {
       }
 
       @EventPattern('score', Transport.TCP)
-      score(): void {}
+      score(@Payload() points: number): number {
+        return points;
+      }
 
       @EventPattern('on_connect')
-      greet(): void {}
+      greet(@Payload() data: unknown): unknown {
+        return data;
+      }
     }
     @Module({
       imports: [EarwaxModule.forRoot()],
