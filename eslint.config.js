@@ -3,7 +3,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules', 'dist', 'dist-dev', 'dist-sample', 'coverage'],
+    ignores: [
+      'node_modules',
+      'dist',
+      '.build',
+      'dist-dev',
+      'dist-sample',
+      'coverage',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
