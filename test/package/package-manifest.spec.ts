@@ -14,7 +14,7 @@ import {
   entryPoints,
   fromRoot,
   importsOf,
-  isConditional,
+  isDual,
   libDir,
   libSources,
   manifest,
@@ -46,51 +46,109 @@ function foreignPeersReached(subpath: string, source: string): string[] {
 }
 
 describe('package manifest', () => {
-  it('is ESM, and its main and types agree with the "." entry', () => {
+  it('is ESM, and its main and types are the "." entry\'s require entry, for node10 resolvers', () => {
     const main = manifest.exports['.'];
-    expect(isConditional(main)).toBe(true);
+    expect(isDual(main)).toBe(true);
     expect({
       type: manifest.type,
       main: manifest.main,
       types: manifest.types,
     }).toEqual({
       type: 'module',
-      main: isConditional(main) ? main.default : 'a "." entry',
-      types: isConditional(main) ? main.types : 'a "." entry',
+      main: isDual(main) ? main.require.default : 'a "." entry',
+      types: isDual(main) ? main.require.types : 'a "." entry',
     });
     expect(manifest.files).toContain('dist');
+  });
+
+  it('maps every other subpath to its require declarations in typesVersions, for node10 resolvers', () => {
+    // node10 resolution (TypeScript's `moduleResolution: node10`) reads no
+    // `exports`: `nestjs-earwax/testing` resolves only through typesVersions.
+    const expected = Object.fromEntries(
+      entryPoints()
+        .filter((entry) => entry.subpath !== '.')
+        .map((entry) => [entry.subpath.slice(2), [entry.requireTypes]]),
+    );
+    expect(Object.keys(expected).length).toBeGreaterThan(0);
+    expect(manifest.typesVersions).toEqual({ '*': expected });
+  });
+
+  it('names the repository, its issues and the README as homepage', () => {
+    expect({
+      repository: manifest.repository,
+      homepage: manifest.homepage,
+      bugs: manifest.bugs,
+    }).toEqual({
+      repository: {
+        type: 'git',
+        url: 'git+https://github.com/nestjs-earwax/nestjs-earwax.git',
+      },
+      homepage: 'https://github.com/nestjs-earwax/nestjs-earwax#readme',
+      bugs: { url: 'https://github.com/nestjs-earwax/nestjs-earwax/issues' },
+    });
+  });
+
+  it('ships docs/, which the README links to', () => {
+    expect(manifest.files).toContain('docs');
   });
 
   it('exposes package.json to tooling that reads it', () => {
     expect(manifest.exports['./package.json']).toBe('./package.json');
   });
 
-  it('gives every exports entry types first and default last, side by side in dist/', () => {
+  it('gives every exports entry import then require, each types first and default last, side by side in dist/', () => {
     const problems: string[] = [];
     const subpaths = Object.keys(manifest.exports).filter(
       (subpath) => subpath !== './package.json',
     );
     for (const subpath of subpaths) {
       const value = manifest.exports[subpath];
-      if (!isConditional(value)) {
-        problems.push(`'${subpath}' has no types and default conditions`);
+      if (!isDual(value)) {
+        problems.push(
+          `'${subpath}' has no import and require conditions, each with types and default`,
+        );
         continue;
       }
-      // TypeScript takes the first condition that matches, and Node treats
-      // anything after `default` as unreachable.
-      const conditions = Object.keys(value);
-      if (conditions[0] !== 'types') {
-        problems.push(`'${subpath}' lists ${conditions[0]} before types`);
+      const outer = Object.keys(value);
+      if (outer.join() !== 'import,require') {
+        problems.push(`'${subpath}' lists ${outer.join()}, not import,require`);
       }
-      if (conditions.at(-1) !== 'default') {
-        problems.push(`'${subpath}' lists ${conditions.at(-1)} after default`);
+      // ES module JS beside its .d.ts; the require entry (.cjs, see
+      // scripts/build.mjs) beside its .d.cts.
+      const kinds = [
+        { condition: 'import', js: '.js', dts: '.d.ts' },
+        { condition: 'require', js: '.cjs', dts: '.d.cts' },
+      ] as const;
+      for (const { condition, js, dts } of kinds) {
+        const branch = value[condition];
+        // TypeScript takes the first condition that matches, and Node treats
+        // anything after `default` as unreachable.
+        const conditions = Object.keys(branch);
+        const name = `'${subpath}' ${condition}`;
+        if (conditions[0] !== 'types') {
+          problems.push(`${name} lists ${conditions[0]} before types`);
+        }
+        if (conditions.at(-1) !== 'default') {
+          problems.push(`${name} lists ${conditions.at(-1)} after default`);
+        }
+        if (
+          !branch.default.startsWith('./dist/') ||
+          !branch.default.endsWith(js)
+        ) {
+          problems.push(`${name} default ${branch.default} is not dist ${js}`);
+        }
+        if (branch.types !== branch.default.slice(0, -js.length) + dts) {
+          problems.push(
+            `${name} types ${branch.types} are not beside ${branch.default}`,
+          );
+        }
       }
-      if (!/^\.\/dist\/.+\.js$/.test(value.default)) {
-        problems.push(`'${subpath}' default ${value.default} is not dist JS`);
-      }
-      if (value.types !== value.default.replace(/\.js$/, '.d.ts')) {
+      if (
+        value.require.default.replace(/\.cjs$/, '') !==
+        value.import.default.replace(/\.js$/, '')
+      ) {
         problems.push(
-          `'${subpath}' types ${value.types} are not beside ${value.default}`,
+          `'${subpath}' require ${value.require.default} is not beside ${value.import.default}`,
         );
       }
     }

@@ -1,9 +1,15 @@
 /**
  * What a user gets: the package built and packed as `npm publish` would,
- * its file list checked, then installed from the tarball into a fresh app in
- * a temp folder (without the optional peers, then with them), type-checked
- * there with NodeNext and run: an echo server on EarwaxTransport that talks
- * to itself over TCP.
+ * its file list checked, arethetypeswrong run on it, then installed from the
+ * tarball into a fresh app in a temp folder (without the optional peers,
+ * then with them), type-checked there (NodeNext ESM and CommonJS, with
+ * TypeScript 6 and 7; node10 with TypeScript 6) and run: an echo server on
+ * EarwaxTransport that talks to itself over TCP, as an ES module and as
+ * CommonJS, and an app that loads the package with both `import` and
+ * `require` and must see one copy of it. Last, a Jest project of CommonJS on
+ * Nest 11, the shape `nest new` of Nest CLI 11 gives, requires the package
+ * in its specs (Jest's CommonJS runtime cannot load ES modules: the
+ * `require` entries fall back to the CommonJS build there).
  *
  * The build and pack run in a copy of the working tree, so they never race
  * with anyone's `dist/`, and `files` in package.json decides what ships just
@@ -33,8 +39,10 @@ import {
   type CommandResult,
 } from './fixtures/commands.js';
 import { writeFreshApp } from './fixtures/fresh-app.js';
+import { writeJestCjsApp } from './fixtures/jest-cjs-app.js';
 import {
   entryPoints,
+  type EntryPoint,
   installedVersion,
   libSources,
   manifest,
@@ -44,6 +52,17 @@ import {
 } from './fixtures/package-layout.js';
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+/** TypeScript 7, installed beside 6 under an alias (it builds the package). */
+const tsc7 = join(root, 'node_modules', 'typescript-7', 'bin', 'tsc');
+const attw = join(
+  root,
+  'node_modules',
+  '@arethetypeswrong',
+  'cli',
+  'dist',
+  'index.js',
+);
+const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 /**
  * Jest's bounds of the hooks and tests, far above what their steps take on
  * a loaded 2-core machine (build and type-checks 5-20 s, installs 6-15 s).
@@ -84,6 +103,14 @@ function versionOf(name: string): string {
   return version;
 }
 
+/** The Markdown files of docs/, which the README links to (sorted). */
+function docsFiles(base: string): string[] {
+  return readdirSync(join(base, 'docs'), { recursive: true, encoding: 'utf8' })
+    .filter((path) => path.endsWith('.md'))
+    .map((path) => `docs/${path.split(sep).join('/')}`)
+    .sort();
+}
+
 /** The licence files at the root of the repository, if any. */
 function licenceFiles(): string[] {
   return readdirSync(root).filter((name) => /^licen[cs]e(\.|$)/i.test(name));
@@ -120,6 +147,42 @@ function lastJson(result: CommandResult): unknown {
   } catch {
     throw new Error(describeResult('It printed no JSON line', result));
   }
+}
+
+/**
+ * Runs identity.mjs of the fresh app on `entries`: each must export
+ * something, and every export must be the same value by `import` and by
+ * `require`.
+ */
+async function expectOneInstance(
+  app: string,
+  entries: readonly EntryPoint[],
+): Promise<void> {
+  const result = succeeded(
+    'The identity check',
+    await run(
+      process.execPath,
+      ['identity.mjs', ...entries.map((entry) => entry.specifier)],
+      { cwd: app },
+    ),
+  );
+  const outcome = lastJson(result) as Record<
+    string,
+    { compared: number; different: string[] }
+  >;
+  expect(
+    entries.map(({ specifier }) => ({
+      specifier,
+      exports: (outcome[specifier]?.compared ?? 0) > 0,
+      different: outcome[specifier]?.different,
+    })),
+  ).toEqual(
+    entries.map(({ specifier }) => ({
+      specifier,
+      exports: true,
+      different: [],
+    })),
+  );
 }
 
 describe('the packed tarball', () => {
@@ -200,21 +263,43 @@ describe('the packed tarball', () => {
       ...[manifest.main, manifest.types].flatMap((path) =>
         path ? [path.replace(/^\.\//, '')] : [],
       ),
-      ...entryPoints().flatMap((entry) => [entry.types, entry.default]),
+      ...entryPoints().flatMap((entry) => [
+        entry.types,
+        entry.default,
+        entry.requireTypes,
+        entry.requireDefault,
+        entry.commonjs,
+      ]),
+      'dist/cjs/package.json',
     ]);
     expect(entryPoints().length).toBeGreaterThan(0);
     expect([...needed].filter((path) => !packed.includes(path))).toEqual([]);
   });
 
-  it('ships the JS and declarations of every module of lib/', () => {
+  it('ships the JS and declarations of every module of lib/, as ES module and as CommonJS', () => {
     const missing = libSources(stagedLib).flatMap((source) => {
-      const built = `dist/${relative(stagedLib, source).split(sep).join('/')}`;
-      return [
-        built.replace(/\.ts$/, '.js'),
-        built.replace(/\.ts$/, '.d.ts'),
-      ].filter((path) => !packed.includes(path));
+      const module = relative(stagedLib, source).split(sep).join('/');
+      return [`dist/${module}`, `dist/cjs/${module}`]
+        .flatMap((built) => [
+          built.replace(/\.ts$/, '.js'),
+          built.replace(/\.ts$/, '.d.ts'),
+        ])
+        .filter((path) => !packed.includes(path));
     });
     expect(missing).toEqual([]);
+  });
+
+  it('marks the CommonJS build as CommonJS, in a package that is ESM', () => {
+    const read = (path: string): unknown =>
+      JSON.parse(readFileSync(join(unpacked, 'package', path), 'utf8'));
+    expect(read('dist/cjs/package.json')).toEqual({ type: 'commonjs' });
+    expect(read('package.json')).toMatchObject({ type: 'module' });
+  });
+
+  it("ships docs/, so that the README's links to it work in the package", () => {
+    const docs = docsFiles(stage);
+    expect(docs).toContain('docs/README.md');
+    expect(docs.filter((path) => !packed.includes(path))).toEqual([]);
   });
 
   it('ships nothing a user does not need', () => {
@@ -223,11 +308,23 @@ describe('the packed tarball', () => {
         relative(stagedLib, source).split(sep).join('/').replace(/\.ts$/, ''),
       ),
     );
+    const requireEntries = new Set(
+      entryPoints().flatMap((entry) => [
+        entry.requireDefault,
+        entry.requireTypes,
+      ]),
+    );
+    const docs = docsFiles(stage);
     const unneeded = packed.filter((path) => {
       if (path === 'package.json' || path === 'README.md') return false;
       if (licenceFiles().includes(path)) return false;
-      // dist/X.js, dist/X.d.ts and dist/X.js.map, for a module lib/X.ts.
-      const built = /^dist\/(.+?)(\.js|\.d\.ts|\.js\.map)$/.exec(path);
+      if (docs.includes(path) || requireEntries.has(path)) return false;
+      if (path === 'dist/cjs/package.json') return false;
+      // dist/X.js, dist/X.d.ts and dist/X.js.map, for a module lib/X.ts;
+      // dist/cjs/X.* the same, built as CommonJS.
+      const built = /^dist\/(?:cjs\/)?(.+?)(\.js|\.d\.ts|\.js\.map)$/.exec(
+        path,
+      );
       return !built || !modules.has(built[1]);
     });
     expect(unneeded).toEqual([]);
@@ -267,6 +364,66 @@ describe('the packed tarball', () => {
     });
   });
 
+  it(
+    'passes arethetypeswrong in node10, node16 (from CJS and ESM) and bundler resolution, for every entry',
+    async () => {
+      // It exits 1 on any problem, and then its report says which.
+      const result = succeeded(
+        'attw',
+        await run(process.execPath, [attw, tarball, '--format', 'json'], {
+          cwd: scratch,
+        }),
+      );
+      const report = JSON.parse(result.stdout) as {
+        analysis: {
+          problems: unknown[];
+          entrypoints: Record<
+            string,
+            {
+              resolutions: Record<
+                string,
+                {
+                  resolution?: { fileName: string };
+                  implementationResolution?: { fileName: string };
+                }
+              >;
+            }
+          >;
+        };
+      };
+      const { problems, entrypoints } = report.analysis;
+      expect(problems).toEqual([]);
+      // Where each mode found the types and the JavaScript.
+      const found = (subpath: string, mode: string): string[] => {
+        const resolution = entrypoints[subpath]?.resolutions[mode];
+        return [
+          resolution?.resolution?.fileName,
+          resolution?.implementationResolution?.fileName,
+        ].map(
+          (file) =>
+            file?.replace(`/node_modules/${manifest.name}/`, '') ?? 'none',
+        );
+      };
+      const expected = entryPoints().map((entry) => ({
+        subpath: entry.subpath,
+        node10: entry.requireTypes,
+        node16cjs: [entry.requireTypes, entry.requireDefault],
+        node16esm: [entry.types, entry.default],
+        bundler: [entry.types, entry.default],
+      }));
+      expect(
+        expected.map(({ subpath }) => ({
+          subpath,
+          node10: found(subpath, 'node10')[0],
+          node16cjs: found(subpath, 'node16-cjs'),
+          node16esm: found(subpath, 'node16-esm'),
+          bundler: found(subpath, 'bundler'),
+        })),
+      ).toEqual(expected);
+    },
+    RUN_TEST_MS,
+  );
+
   describe('installed in a fresh app without the optional peers', () => {
     const optional = new Set(Object.values(OPTIONAL_PEER_HOMES));
     const entries = entryPoints().filter(
@@ -276,6 +433,8 @@ describe('the packed tarball', () => {
       optional.has(entry.subpath),
     );
     let typeCheck: CommandResult;
+    let cjsTypeCheck: CommandResult;
+    let ts7Checks: CommandResult[] = [];
     let installed = false;
 
     beforeAll(async () => {
@@ -308,6 +467,22 @@ describe('the packed tarball', () => {
         [tsc, '-p', join(app, 'tsconfig.json'), '--listFiles'],
         { cwd: app },
       );
+      // Emits cjs/out/main.js, with require() calls.
+      cjsTypeCheck = await run(
+        process.execPath,
+        [tsc, '-p', join(app, 'tsconfig.cjs.json'), '--listFiles'],
+        { cwd: app },
+      );
+      ts7Checks = [];
+      for (const project of ['tsconfig.json', 'tsconfig.cjs.json']) {
+        ts7Checks.push(
+          await run(
+            process.execPath,
+            [tsc7, '-p', join(app, project), '--noEmit'],
+            { cwd: app },
+          ),
+        );
+      }
     }, INSTALL_SETUP_MS);
 
     it(
@@ -346,6 +521,83 @@ describe('the packed tarball', () => {
       );
     });
 
+    it("type-checks a strict CommonJS app against the require entries' declarations", () => {
+      expect(ourErrors(cjsTypeCheck)).toEqual([]);
+      expect(filesReadFrom(cjsTypeCheck, app)).toEqual(
+        expect.arrayContaining(['dist/index.d.cts']),
+      );
+    });
+
+    it('type-checks both apps with TypeScript 7 too', async () => {
+      const version = succeeded(
+        'tsc --version',
+        await run(process.execPath, [tsc7, '--version'], { cwd: app }),
+      );
+      expect(version.stdout).toMatch(/^Version 7\./);
+      expect(ts7Checks.flatMap(ourErrors)).toEqual([]);
+      // Not even in Nest's or RxJS's declarations.
+      expect(ts7Checks.map((check) => describeResult('tsc', check))).toEqual([
+        expect.stringContaining('exited with code 0'),
+        expect.stringContaining('exited with code 0'),
+      ]);
+    });
+
+    it(
+      'runs the echo app compiled to CommonJS: require() loads the ES module build through the require entry',
+      async () => {
+        expect(existsSync(join(app, 'cjs', 'out', 'main.js'))).toBe(true);
+        const line = `polo ${randomUUID()}`;
+        const result = succeeded(
+          'The CommonJS app',
+          await run(process.execPath, ['cjs/out/main.js', line], {
+            cwd: app,
+          }),
+        );
+        const main = entries.find((entry) => entry.subpath === '.');
+        expect(lastJson(result)).toEqual({
+          echoed: line,
+          entry: join(
+            app,
+            'node_modules',
+            manifest.name,
+            main?.requireDefault ?? '.',
+          ),
+          commonjsBuildLoaded: false,
+        });
+        // Node >= 20.19 warns of require(esm) unless node_modules asks.
+        expect(result.stderr).toBe('');
+      },
+      RUN_TEST_MS,
+    );
+
+    it(
+      'gives import and require the very same exports of every entry',
+      async () => {
+        await expectOneInstance(app, entries);
+      },
+      RUN_TEST_MS,
+    );
+
+    it(
+      'injects across the two forms: a required controller and guard in an imported EarwaxModule and transport',
+      async () => {
+        const line = `both ${randomUUID()}`;
+        const result = succeeded(
+          'The app of both forms',
+          await run(process.execPath, ['mixed/main.mjs', line], { cwd: app }),
+        );
+        expect(lastJson(result)).toEqual({
+          echoed: line,
+          sameRegistryClass: true,
+          injected: true,
+          instanceOfRequired: true,
+          guardAsked: 1,
+        });
+        expect(result.stderr).toBe('');
+      },
+      RUN_TEST_MS,
+    );
+
     it(
       'boots NestFactory.createMicroservice on EarwaxTransport and echoes a line over TCP',
       async () => {
@@ -369,6 +621,7 @@ describe('the packed tarball', () => {
 
     describe('and then with them', () => {
       let optionalTypeCheck: CommandResult;
+      let node10TypeCheck: CommandResult;
 
       beforeAll(async () => {
         if (!installed) throw new Error('The fresh app was not installed.');
@@ -391,7 +644,30 @@ describe('the packed tarball', () => {
           [tsc, '-p', join(app, 'tsconfig.optional.json'), '--listFiles'],
           { cwd: app },
         );
+        // Every entry, the optional ones included, now that their peers are in.
+        node10TypeCheck = await run(
+          process.execPath,
+          [tsc, '-p', join(app, 'tsconfig.node10.json'), '--listFiles'],
+          { cwd: app },
+        );
       }, INSTALL_SETUP_MS);
+
+      it('type-checks every entry under moduleResolution node10, subpaths through typesVersions', () => {
+        expect(ourErrors(node10TypeCheck)).toEqual([]);
+        expect(filesReadFrom(node10TypeCheck, app)).toEqual(
+          expect.arrayContaining(
+            entryPoints().map((entry) => entry.requireTypes),
+          ),
+        );
+      });
+
+      it(
+        'gives import and require the very same exports of those entries',
+        async () => {
+          await expectOneInstance(app, optionalEntries);
+        },
+        RUN_TEST_MS,
+      );
 
       it(
         'loads the entries that need them',
@@ -421,5 +697,65 @@ describe('the packed tarball', () => {
         );
       });
     });
+  });
+  describe('required in a Jest project of CommonJS on Nest 11, as `nest new` of Nest CLI 11 makes', () => {
+    const jestApp = join(scratch, 'jest-cjs-app');
+    let installed = false;
+
+    beforeAll(async () => {
+      if (!tarball) throw new Error('No tarball: building or packing failed.');
+      writeJestCjsApp(jestApp, {
+        tarball,
+        dependencies: {
+          // Nest 12 is ESM only: a CommonJS runtime has Nest 11.
+          '@nestjs/common': '^11.0.0',
+          '@nestjs/core': '^11.0.0',
+          '@nestjs/microservices': '^11.0.0',
+          'reflect-metadata': versionOf('reflect-metadata'),
+          rxjs: versionOf('rxjs'),
+        },
+      });
+      succeeded(
+        'npm install in the Jest project',
+        await run(
+          'npm',
+          ['install', '--prefer-offline', '--no-audit', '--no-fund'],
+          { cwd: jestApp, env: npmEnv() },
+        ),
+      );
+      installed = true;
+    }, INSTALL_SETUP_MS);
+
+    it(
+      'passes its specs, which require nestjs-earwax and nestjs-earwax/testing',
+      async () => {
+        expect(installed).toBe(true);
+        // The repository's Jest, run as that project's `npm test` runs its
+        // own: no VM modules flag, so Jest's CommonJS runtime. None of this
+        // Jest run's own settings reach it.
+        const env = Object.fromEntries(
+          Object.entries(process.env).filter(
+            ([name]) => !name.startsWith('JEST_') && name !== 'NODE_OPTIONS',
+          ),
+        );
+        const result = await run(
+          process.execPath,
+          [
+            jest,
+            '--ci',
+            '--config',
+            'jest.config.json',
+            '--rootDir',
+            jestApp,
+            '--cacheDirectory',
+            join(scratch, 'jest-cache'),
+          ],
+          { cwd: jestApp, env },
+        );
+        expect(describeResult('Jest', result)).toContain('exited with code 0');
+        expect(result.stderr).toMatch(/Tests:\s+2 passed, 2 total/);
+      },
+      RUN_TEST_MS,
+    );
   });
 });
