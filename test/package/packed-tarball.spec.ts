@@ -364,6 +364,40 @@ describe('the packed tarball', () => {
     });
   });
 
+  it('falls back to the CommonJS build on no error but require() refusing that ES module', async () => {
+    // A copy whose ES module entries throw: a require entry must rethrow,
+    // even an ERR_REQUIRE_ESM about another file, and never load dist/cjs/.
+    const copy = join(scratch, 'rethrow');
+    cpSync(join(unpacked, 'package'), copy, { recursive: true });
+    const thrown = {
+      telnet: 'boom in the ES module build',
+      client: 'require() of ES Module /elsewhere/other.js not supported.',
+    };
+    writeFileSync(
+      join(copy, 'dist', 'telnet', 'index.js'),
+      `throw new Error(${JSON.stringify(thrown.telnet)});\n`,
+    );
+    writeFileSync(
+      join(copy, 'dist', 'client', 'index.js'),
+      `throw Object.assign(new Error(${JSON.stringify(thrown.client)}), { code: 'ERR_REQUIRE_ESM' });\n`,
+    );
+    const probe = `const outcome = {};
+for (const name of ['telnet', 'client']) {
+  try {
+    require('./dist/' + name + '/index.cjs');
+    outcome[name] = 'loaded';
+  } catch (error) {
+    outcome[name] = error.message;
+  }
+}
+console.log(JSON.stringify(outcome));`;
+    const result = succeeded(
+      'The rethrow probe',
+      await run(process.execPath, ['-e', probe], { cwd: copy }),
+    );
+    expect(lastJson(result)).toEqual(thrown);
+  });
+
   it(
     'passes arethetypeswrong in node10, node16 (from CJS and ESM) and bundler resolution, for every entry',
     async () => {
