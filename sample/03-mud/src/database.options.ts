@@ -1,4 +1,5 @@
 import type { TypeOrmModuleOptions } from '@nestjs/typeorm';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { AccountEntity } from './account.entity.js';
@@ -11,10 +12,41 @@ import { CharacterEntity } from './character.entity.js';
  */
 export const DEFAULT_DATABASE = 'data/03-mud.sqlite';
 
-/** The SQLite file named by `MUD_DB`, else {@link DEFAULT_DATABASE}. */
+/** How every SQLite 3 database file begins. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+/**
+ * The SQLite file named by `MUD_DB`, else {@link DEFAULT_DATABASE}. It
+ * need not exist yet (the game makes it).
+ *
+ * @throws Error naming `MUD_DB` for a path that cannot be read, or whose
+ *   file is not a SQLite database: found at start, rather than by the first
+ *   query with a less helpful message.
+ */
 export function databasePath(env: NodeJS.ProcessEnv = process.env): string {
-  const path = env.MUD_DB?.trim();
-  return path ? path : DEFAULT_DATABASE;
+  const path = env.MUD_DB?.trim() || DEFAULT_DATABASE;
+  const head = Buffer.alloc(SQLITE_HEADER.length);
+  let length: number;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      length = readSync(fd, head);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    throw new Error(`MUD_DB: cannot read ${path}: ${(err as Error).message}.`, {
+      cause: err,
+    });
+  }
+  // An empty file is a new database to sql.js.
+  if (length > 0 && !head.equals(SQLITE_HEADER)) {
+    throw new Error(
+      `MUD_DB: ${path} is not a SQLite database; name a new file or the game's own.`,
+    );
+  }
+  return path;
 }
 
 /**
