@@ -23,8 +23,8 @@ export class CharacterService {
     const key = name.toLowerCase();
     let character = await this.characters.findOneBy({ key });
     if (character === null) {
-      // Two logins cannot race here (one character, one connection), but
-      // ignoring a duplicate costs nothing.
+      // Two logins to one new account may both get here before either is
+      // in the world: the second insert is ignored.
       await this.characters
         .createQueryBuilder()
         .insert()

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { resolve } from 'node:path';
 import { EarwaxTransport } from '../../../lib/index.js';
 import { AppModule } from './app.module.js';
 import { databasePath } from './database.options.js';
@@ -19,7 +20,7 @@ async function bootstrap(): Promise<void> {
   app.enableShutdownHooks();
   await app.listen();
   const logger = new Logger('EarwaxTinyMud');
-  logger.log(`Players are kept in ${database} (MUD_DB).`);
+  logger.log(`Players are kept in ${resolve(database)} (MUD_DB).`);
   const notice = tlsNotice(options);
   if (notice !== undefined) logger.log(notice);
 }
