@@ -1,44 +1,32 @@
 import { Injectable } from '@nestjs/common';
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
-import { promisify } from 'node:util';
-
-const scryptAsync = promisify(scrypt) as (
-  password: string,
-  salt: Buffer,
-  keylen: number,
-) => Promise<Buffer>;
-
-const SALT_BYTES = 16;
-const KEY_BYTES = 32;
-
-/** An account as stored: never the password, only its salted scrypt hash. */
-export interface Account {
-  readonly name: string;
-  readonly salt: Buffer;
-  readonly hash: Buffer;
-}
+import { InjectRepository } from '@nestjs/typeorm';
+import type { Repository } from 'typeorm';
+import { AccountEntity } from './account.entity.js';
+import { hashPassword, needsRehash, verifyPassword } from './password-hash.js';
 
 /** What a login attempt came to. */
 export type LoginResult = 'created' | 'accepted' | 'rejected';
 
 /**
- * The accounts, in memory (they are gone when the server stops): the first
- * login under a name creates its account with that password; later logins
- * must give the same password. Hashing is async, so a login never blocks
- * the other players.
+ * The accounts, in the database: the first login under a name creates its
+ * account with that password; later logins must give the same password.
+ * Hashing is async, so a login never blocks the other players.
  */
 @Injectable()
 export class AccountService {
-  private readonly accounts = new Map<string, Account>();
+  constructor(
+    @InjectRepository(AccountEntity)
+    private readonly accounts: Repository<AccountEntity>,
+  ) {}
 
   /** Whether a name has an account, whatever its case. */
-  exists(name: string): boolean {
-    return this.accounts.has(name.toLowerCase());
+  exists(name: string): Promise<boolean> {
+    return this.accounts.existsBy({ key: name.toLowerCase() });
   }
 
   /** The stored account of a name, if any. */
-  find(name: string): Account | undefined {
-    return this.accounts.get(name.toLowerCase());
+  find(name: string): Promise<AccountEntity | null> {
+    return this.accounts.findOneBy({ key: name.toLowerCase() });
   }
 
   /**
@@ -46,24 +34,38 @@ export class AccountService {
    * password against the stored hash in constant time.
    */
   async login(name: string, password: string): Promise<LoginResult> {
+    const existing = await this.find(name);
+    if (existing !== null) return this.check(existing, password);
     const key = name.toLowerCase();
-    const existing = this.accounts.get(key);
-    if (existing !== undefined) {
-      return (await this.matches(existing, password)) ? 'accepted' : 'rejected';
-    }
-    const salt = randomBytes(SALT_BYTES);
-    const hash = await scryptAsync(password, salt, KEY_BYTES);
-    // Another connection may have created it while this one was hashing.
-    const raced = this.accounts.get(key);
-    if (raced !== undefined) {
-      return (await this.matches(raced, password)) ? 'accepted' : 'rejected';
-    }
-    this.accounts.set(key, { name, salt, hash });
-    return 'created';
+    const passwordHash = await hashPassword(password);
+    // Another connection may have created it while this one was hashing:
+    // then the insert is ignored and that account's password decides.
+    await this.accounts
+      .createQueryBuilder()
+      .insert()
+      .values({ key, name, passwordHash })
+      .orIgnore()
+      .execute();
+    const stored = await this.accounts.findOneByOrFail({ key });
+    if (stored.passwordHash === passwordHash) return 'created';
+    return this.check(stored, password);
   }
 
-  private async matches(account: Account, password: string): Promise<boolean> {
-    const hash = await scryptAsync(password, account.salt, KEY_BYTES);
-    return timingSafeEqual(hash, account.hash);
+  private async check(
+    account: AccountEntity,
+    password: string,
+  ): Promise<LoginResult> {
+    if (!(await verifyPassword(password, account.passwordHash))) {
+      return 'rejected';
+    }
+    // Made with older scrypt parameters: the password is at hand, so the
+    // hash is brought up to date.
+    if (needsRehash(account.passwordHash)) {
+      await this.accounts.update(
+        { key: account.key },
+        { passwordHash: await hashPassword(password) },
+      );
+    }
+    return 'accepted';
   }
 }

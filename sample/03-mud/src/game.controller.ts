@@ -35,7 +35,7 @@ export class GameController {
   command(
     @Payload() line: string,
     @Ctx() player: Player,
-  ): string | string[] | typeof EVENT_HANDLED | undefined {
+  ): string | string[] | Promise<string[]> | typeof EVENT_HANDLED | undefined {
     const command = parseCommand(line);
     switch (command.verb) {
       case 'blank':
@@ -71,7 +71,7 @@ export class GameController {
   disconnected(
     @Payload() reason: DisconnectReason,
     @Ctx() player: Player,
-  ): void {
-    this.game.left(player, reason);
+  ): Promise<void> {
+    return this.game.left(player, reason);
   }
 }

@@ -3,6 +3,7 @@ import {
   ConnectionRegistry,
   type DisconnectReason,
 } from '../../../lib/index.js';
+import { CharacterService } from './character.service.js';
 import { nameOf, type Player, PROMPT } from './mud-session.js';
 import {
   type Direction,
@@ -24,14 +25,20 @@ import {
  */
 @Injectable()
 export class GameService {
-  constructor(private readonly registry: ConnectionRegistry) {}
+  constructor(
+    private readonly registry: ConnectionRegistry,
+    private readonly characters: CharacterService,
+  ) {}
 
-  /** Puts a player who has just logged in into the world. */
-  enter(player: Player, name: string): string[] {
+  /**
+   * Puts a player who has just logged in into the world, in the room its
+   * character was saved in.
+   */
+  enter(player: Player, name: string, room: number): string[] {
     player.data.name = name;
-    player.data.room = START_ROOM;
-    this.tellRoom(START_ROOM, `${name} has entered the world.`);
-    player.join(registryRoom(START_ROOM));
+    player.data.room = room;
+    this.tellRoom(room, `${name} has entered the world.`);
+    player.join(registryRoom(room));
     player.sendGmcp('Char.Name', { name, fullname: name });
     this.sendRoomInfo(player);
     return this.look(player);
@@ -53,8 +60,11 @@ export class GameService {
     ];
   }
 
-  /** Walks the player out through an exit, if the room has it. */
-  move(player: Player, direction: Direction): string[] {
+  /**
+   * Walks the player out through an exit, if the room has it, and saves
+   * the new room before answering.
+   */
+  async move(player: Player, direction: Direction): Promise<string[]> {
     const from = this.roomOfPlayer(player);
     const to = from.exits[direction];
     if (to === undefined) return [`You cannot go ${direction} from here.`];
@@ -65,6 +75,7 @@ export class GameService {
     player.join(registryRoom(to));
     player.data.room = to;
     this.sendRoomInfo(player);
+    await this.save(player);
     return [`You go ${direction}.`, ...this.look(player)];
   }
 
@@ -100,11 +111,18 @@ export class GameService {
     );
   }
 
-  /** Tells the room a player has gone (it has already left the registry). */
-  left(player: Player, reason: DisconnectReason): void {
+  /**
+   * Saves the character of a player who has gone and tells the room (the
+   * player has already left the registry).
+   */
+  async left(player: Player, reason: DisconnectReason): Promise<void> {
     const { name, room } = player.data;
-    // Not logged in: nobody knew; at shutdown everyone is going at once.
+    // Not logged in: nothing to save, and nobody knew.
     if (name === undefined || room === undefined) return;
+    // Awaited by the transport's close, so a shutdown saves everyone
+    // before the database closes.
+    await this.save(player);
+    // At shutdown everyone is going at once.
     if (reason === 'server_shutdown') return;
     player.logger.log(`${name} disconnected (${reason}).`);
     this.tellRoom(room, `${name} has left the world.`);
@@ -131,6 +149,22 @@ export class GameService {
       exits[SHORT_DIRECTIONS[direction as Direction]] = to;
     }
     player.sendGmcp('Room.Info', { num: room.num, name: room.name, exits });
+  }
+
+  /**
+   * Saves where the player's character stands. A failed write is logged
+   * and the game goes on: the next move or the logout saves it again.
+   */
+  private async save(player: Player): Promise<void> {
+    const { name, room } = player.data;
+    if (name === undefined || room === undefined) return;
+    try {
+      await this.characters.saveRoom(name, room);
+    } catch (err) {
+      player.logger.error(
+        `Could not save ${name}: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
 
   private roomOfPlayer(player: Player): Room {

@@ -6,6 +6,7 @@ import {
   EVENT_UNHANDLED,
 } from '../../../lib/index.js';
 import { AccountService } from './account.service.js';
+import { CharacterService } from './character.service.js';
 import { GameService } from './game.service.js';
 import { type Player, PROMPT } from './mud-session.js';
 
@@ -23,6 +24,7 @@ const MAX_FAILURES = 3;
 export class LoginController {
   constructor(
     private readonly accounts: AccountService,
+    private readonly characters: CharacterService,
     private readonly game: GameService,
   ) {}
 
@@ -42,14 +44,14 @@ export class LoginController {
   ): Promise<typeof EVENT_HANDLED | undefined> {
     if (player.data.name !== undefined) return EVENT_UNHANDLED;
     if (player.data.loginName === undefined) {
-      this.name(player, line.trim());
+      await this.name(player, line.trim());
     } else {
       await this.password(player, player.data.loginName, line);
     }
     return EVENT_HANDLED;
   }
 
-  private name(player: Player, text: string): void {
+  private async name(player: Player, text: string): Promise<void> {
     if (text === '') {
       player.sendPrompt('Name: ');
       return;
@@ -70,7 +72,8 @@ export class LoginController {
       player.sendPrompt('Name: ');
       return;
     }
-    const isNew = !this.accounts.exists(name);
+    const isNew = !(await this.accounts.exists(name));
+    if (!player.isOpen) return;
     player.data.loginName = name;
     player.data.newAccount = isNew;
     player.sendString(
@@ -113,7 +116,10 @@ export class LoginController {
       player.sendPrompt('Name: ');
       return;
     }
-    // Someone may have logged in under that name while the hash ran.
+    const { room } = await this.characters.load(name);
+    if (!player.isOpen) return;
+    // Someone may have logged in under that name while the hash ran (no
+    // await from here on, so no one can come between).
     if (this.game.isPlaying(name)) {
       player.sendString(`${name} is already playing.`);
       player.sendPrompt('Name: ');
@@ -130,7 +136,9 @@ export class LoginController {
         : `Welcome back, ${name}!`,
     );
     player.sendString('Type help for the commands.');
-    for (const text of this.game.enter(player, name)) player.sendString(text);
+    for (const text of this.game.enter(player, name, room)) {
+      player.sendString(text);
+    }
     player.sendPrompt(PROMPT);
   }
 }

@@ -7,7 +7,7 @@ import {
   expect,
   it,
 } from '@jest/globals';
-import { scryptSync } from 'node:crypto';
+import type { DynamicModule } from '@nestjs/common';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +35,7 @@ import {
   TLS_OFF_NOTICE,
   tlsNotice,
 } from '../src/mud.options.js';
+import { verifyPassword } from '../src/password-hash.js';
 import {
   makeCertificate,
   type TestCertificate,
@@ -93,13 +94,24 @@ describe('sample 03-mud', () => {
     rmSync(certDir, { recursive: true, force: true });
   });
 
+  /** Each test's own database folder. */
+  let dbDir: string | undefined;
+
   afterEach(async () => {
     await server?.close();
     server = undefined;
+    if (dbDir) rmSync(dbDir, { recursive: true, force: true });
+    dbDir = undefined;
   });
 
+  /** The game, keeping its players in a new SQLite file of its own. */
+  function game(): DynamicModule {
+    dbDir = mkdtempSync(join(tmpdir(), 'earwax-mud-db-'));
+    return AppModule.forRoot({ database: join(dbDir, 'mud.sqlite') });
+  }
+
   async function boot(): Promise<EarwaxTestServer> {
-    server = await EarwaxTesting.createServer(AppModule, {
+    server = await EarwaxTesting.createServer(game(), {
       transport: { ...mudTransportOptions({}), port: 0 },
     });
     return server;
@@ -109,7 +121,7 @@ describe('sample 03-mud', () => {
   async function bootWithTls(
     env: NodeJS.ProcessEnv = {},
   ): Promise<EarwaxTestServer> {
-    server = await EarwaxTesting.createServer(AppModule, {
+    server = await EarwaxTesting.createServer(game(), {
       transport: mudTransportOptions({
         TLS_KEY: keyFile,
         TLS_CERT: certFile,
@@ -231,11 +243,13 @@ describe('sample 03-mud', () => {
     await app().logs.waitFor('Alice created a character and logged in.');
 
     // Stored as a salted scrypt hash, never as the password.
-    const account = app().app.get(AccountService).find('ALICE');
+    const account = await app().app.get(AccountService).find('ALICE');
     expect(account?.name).toBe('Alice');
-    expect(account?.salt).toHaveLength(16);
-    expect(account?.hash).toEqual(scryptSync('s3cret!', account!.salt, 32));
-    expect(account?.hash.includes(Buffer.from('s3cret!'))).toBe(false);
+    expect(account?.passwordHash).toMatch(/^\$scrypt\$ln=14,r=8,p=1\$/);
+    expect(account?.passwordHash).not.toContain('s3cret!');
+    expect(await verifyPassword('s3cret!', account?.passwordHash ?? '')).toBe(
+      true,
+    );
   });
 
   it('lets a returning player in with the same password only; three wrong ones disconnect', async () => {
@@ -297,7 +311,7 @@ describe('sample 03-mud', () => {
     await other.expectClose();
     expect(other.unread).toEqual(['Goodbye.']);
     expect(other.partial).toBe('');
-    expect(app().app.get(AccountService).exists('quit')).toBe(false);
+    expect(await app().app.get(AccountService).exists('quit')).toBe(false);
   });
 
   it('moves players between rooms, says things to the room only, and lists who is on', async () => {

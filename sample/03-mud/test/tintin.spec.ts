@@ -64,12 +64,12 @@ describe('sample 03-mud with a real MUD client', () => {
         `TinTin++ (tt++) is not installed (looked in ${TINTIN_PATHS.join(', ')}): install the Debian package with \`apt-get install tintin++\` (.ci/run does).`,
       );
     }
+    dir = mkdtempSync(join(tmpdir(), 'earwax-tintin-'));
     booted = await bootEarwax(
-      { imports: [AppModule] },
+      { imports: [AppModule.forRoot({ database: join(dir, 'mud.sqlite') })] },
       { ...mudTransportOptions({}), port: 0 },
     );
     const { logs, port } = booted;
-    dir = mkdtempSync(join(tmpdir(), 'earwax-tintin-'));
     const logFile = join(dir, 'session.log');
     const scriptFile = join(dir, 'login.tin');
     writeFileSync(scriptFile, script(port, logFile));
