@@ -37,6 +37,7 @@ import {
   CLI_PROJECTS,
   EARWAX_SPEC,
   generateProject,
+  projectManifest,
   projectTest,
   projectTypeCheck,
   QUICK_START,
@@ -126,6 +127,14 @@ describe('users’ projects', () => {
     'the project `npx $cli new` makes ($label)',
     (kind) => {
       const { cli } = kind;
+
+      // What the rest of this block covers: the CLI's default, as it is now.
+      it(`is a ${kind.moduleType} project whose npm test runs ${kind.runner}`, () => {
+        const project = valueOf(projects.get(kind), `The ${cli} project`);
+        const { moduleType, test } = projectManifest(project);
+        expect(moduleType).toBe(kind.moduleType);
+        expect(test).toMatch(new RegExp(`\\b${kind.runner}\\b`));
+      });
       it(
         `passes its own npm test, with ${EARWAX_SPEC} booting an EarwaxTransport microservice and talking to it through nestjs-earwax/testing`,
         async () => {
