@@ -124,10 +124,14 @@ describe('users’ projects', () => {
         6,
       );
     })();
-    tsconfig = await settle(documented);
-    appInstalled = await settle(app);
+    // Settled at once, so no failure goes unhandled while others run.
+    const outcomes = made.map((project) => settle(project));
+    const settledTsconfig = settle(documented);
+    const settledApp = settle(app);
+    tsconfig = await settledTsconfig;
+    appInstalled = await settledApp;
     for (const [i, kind] of CLI_PROJECTS.entries()) {
-      projects.set(kind, await settle(made[i]));
+      projects.set(kind, await outcomes[i]);
     }
   }, SETUP_MS);
 
