@@ -12,7 +12,8 @@
 // (SIGINT to the whole foreground group) then reaches it only through here,
 // once, instead of twice.
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -30,7 +31,8 @@ if (!name || !samples.includes(name)) {
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 const outDir = join(root, 'dist-sample');
-// Where `tsc -b` records what it built; rewritten only by a build that ran.
+// Where tsc records what it built; its content changes only when a build
+// ran (an input merely touched changes its timestamp, not its content).
 const buildInfo = join(outDir, 'sample', 'tsconfig.tsbuildinfo');
 const main = join(outDir, 'sample', name, 'src', 'main.js');
 
@@ -86,25 +88,29 @@ function say(text) {
   console.log(`[sample] ${text}`);
 }
 
-function mtime(file) {
-  return existsSync(file) ? statSync(file).mtimeMs : undefined;
+function digest(file) {
+  if (!existsSync(file)) return undefined;
+  return createHash('sha256').update(readFileSync(file)).digest('hex');
 }
 
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 const config = join('sample', 'tsconfig.json');
+// -b skips the build when no input is newer than its output; --incremental
+// then re-checks and re-emits only what an edit affects.
+const buildArgs = ['-b', config, '--incremental'];
 say(
-  `building lib/ and sample/ into ${relative(root, outDir)}/ with tsc -b ${config} (only if a source changed)`,
+  `building lib/ and sample/ into ${relative(root, outDir)}/ with tsc ${buildArgs.join(' ')} (only what changed)`,
 );
-const before = mtime(buildInfo);
+const before = digest(buildInfo);
 const started = performance.now();
-const build = await run('the build', [tsc, '-b', config]).ended;
+const build = await run('the build', [tsc, ...buildArgs]).ended;
 if (build.code !== 0) {
   if (stopping === undefined) say('the build failed; nothing started');
   exitLike(build);
 } else {
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   say(
-    mtime(buildInfo) === before
+    digest(buildInfo) === before
       ? `up to date (checked in ${seconds} s)`
       : `built in ${seconds} s`,
   );

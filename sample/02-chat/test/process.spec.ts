@@ -139,7 +139,12 @@ describe('sample 02-chat as a process (npm start, sample/run.mjs)', () => {
     const build = WatchedChild.spawn(
       'tsc -b',
       process.execPath,
-      [join('node_modules', 'typescript', 'bin', 'tsc'), '-b', 'sample'],
+      [
+        join('node_modules', 'typescript', 'bin', 'tsc'),
+        '-b',
+        join('sample', 'tsconfig.json'),
+        '--incremental',
+      ],
       { stderrLines: true },
     );
     expect(await build.waitForEnd()).toEqual({ code: 0, signal: null });
