@@ -8,15 +8,16 @@ export const DEFAULT_SHUTDOWN_MESSAGE =
 /**
  * How the chat server listens and what it tolerates, from the environment:
  *
- * | variable                 | default          | meaning                                      |
- * | ------------------------ | ---------------- | -------------------------------------------- |
- * | `HOST`, `PORT`           | `127.0.0.1:4000` | where it listens                             |
- * | `MAX_CONNECTIONS`        | `1000`           | connections at once                          |
- * | `MAX_CONNECTIONS_PER_IP` | `10`             | connections from one address at once         |
- * | `IDLE_TIMEOUT_MS`        | `1800000`        | silence before a player is dropped; 0: never |
- * | `INPUT_LINES_PER_SECOND` | `5`              | lines one player may send per second         |
- * | `SHUTDOWN_MESSAGE`       | see above        | the goodbye line; empty: none                |
- * | `BLOCKED`                | none             | addresses or CIDR ranges, comma-separated    |
+ * | variable                 | default          | meaning                                          |
+ * | ------------------------ | ---------------- | ------------------------------------------------ |
+ * | `HOST`, `PORT`           | `127.0.0.1:4000` | where it listens                                 |
+ * | `MAX_CONNECTIONS`        | `1000`           | connections at once                              |
+ * | `MAX_CONNECTIONS_PER_IP` | `10`             | connections from one address at once             |
+ * | `IDLE_TIMEOUT_MS`        | `1800000`        | silence before a player is dropped; 0: never     |
+ * | `FIRST_INPUT_TIMEOUT_MS` | `600000`         | time a newcomer has to type a name; 0: no limit  |
+ * | `INPUT_LINES_PER_SECOND` | `5`              | lines one player may send per second             |
+ * | `SHUTDOWN_MESSAGE`       | see above        | the goodbye line; empty: none                    |
+ * | `BLOCKED`                | none             | addresses or CIDR ranges, comma-separated        |
  *
  * @throws Error naming the variable when a value is not valid.
  */
@@ -24,6 +25,14 @@ export function chatTransportOptions(
   env: NodeJS.ProcessEnv = process.env,
 ): EarwaxTransportOptions {
   const idleTimeout = integer(env, 'IDLE_TIMEOUT_MS', 30 * 60_000, 0);
+  // Ten minutes, not the library's one: a newcomer with a screen reader
+  // hears the welcome out and may take a while to type a name.
+  const firstInputTimeout = integer(
+    env,
+    'FIRST_INPUT_TIMEOUT_MS',
+    10 * 60_000,
+    0,
+  );
   const linesPerSecond = integer(env, 'INPUT_LINES_PER_SECOND', 5, 1);
   const shutdown = env.SHUTDOWN_MESSAGE ?? DEFAULT_SHUTDOWN_MESSAGE;
   return {
@@ -34,11 +43,26 @@ export function chatTransportOptions(
     maxConnections: integer(env, 'MAX_CONNECTIONS', 1000, 1),
     maxConnectionsPerIp: integer(env, 'MAX_CONNECTIONS_PER_IP', 10, 1),
     idleTimeout: idleTimeout === 0 ? false : idleTimeout,
+    firstInputTimeout: firstInputTimeout === 0 ? false : firstInputTimeout,
     // A burst of a few seconds' worth: a pasted paragraph gets through.
     inputRate: { linesPerSecond, lineBurst: linesPerSecond * 4 },
     blockList: addresses(env, 'BLOCKED'),
     messages: { shutdown: shutdown === '' ? false : shutdown },
   };
+}
+
+/**
+ * The port of the HTTP health check (`GET /health`), from `HEALTH_PORT`
+ * (`0`: any free port); `undefined`, and no HTTP at all, when it is unset
+ * or empty. It listens on `HOST`, as the game does.
+ *
+ * @throws Error naming the variable when the value is not a port.
+ */
+export function chatHealthPort(
+  env: NodeJS.ProcessEnv = process.env,
+): number | undefined {
+  if (!env.HEALTH_PORT?.trim()) return undefined;
+  return integer(env, 'HEALTH_PORT', 0, 0, 65535);
 }
 
 /**

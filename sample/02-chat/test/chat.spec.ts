@@ -8,6 +8,7 @@ import {
 } from '../../../lib/testing/index.js';
 import { AppModule } from '../src/app.module.js';
 import {
+  chatHealthPort,
   chatTransportOptions,
   DEFAULT_SHUTDOWN_MESSAGE,
 } from '../src/chat.options.js';
@@ -266,6 +267,7 @@ describe('sample 02-chat', () => {
         MAX_CONNECTIONS: '200',
         MAX_CONNECTIONS_PER_IP: '3',
         IDLE_TIMEOUT_MS: '0',
+        FIRST_INPUT_TIMEOUT_MS: '0',
         INPUT_LINES_PER_SECOND: '2',
         SHUTDOWN_MESSAGE: '',
         BLOCKED: '203.0.113.9,2001:db8::/32',
@@ -275,6 +277,7 @@ describe('sample 02-chat', () => {
       maxConnections: 200,
       maxConnectionsPerIp: 3,
       idleTimeout: false,
+      firstInputTimeout: false,
       inputRate: { linesPerSecond: 2, lineBurst: 8 },
       messages: { shutdown: false },
       blockList: ['203.0.113.9', '2001:db8::/32'],
@@ -282,6 +285,8 @@ describe('sample 02-chat', () => {
     expect(chatTransportOptions({})).toMatchObject({
       port: 4000,
       idleTimeout: 1_800_000,
+      // Ten minutes to type a name, not the library's one.
+      firstInputTimeout: 600_000,
       messages: { shutdown: DEFAULT_SHUTDOWN_MESSAGE },
     });
 
@@ -305,6 +310,28 @@ describe('sample 02-chat', () => {
     expect(() => chatTransportOptions({ BLOCKED: '10.0.0.0/33' })).toThrow(
       /^BLOCKED .*"10\.0\.0\.0\/33"/,
     );
+    expect(() =>
+      chatTransportOptions({ FIRST_INPUT_TIMEOUT_MS: 'soon' }),
+    ).toThrow(/^FIRST_INPUT_TIMEOUT_MS /);
+
+    // No HTTP at all unless HEALTH_PORT is set.
+    expect(chatHealthPort({})).toBeUndefined();
+    expect(chatHealthPort({ HEALTH_PORT: '' })).toBeUndefined();
+    expect(chatHealthPort({ HEALTH_PORT: '8080' })).toBe(8080);
+    expect(() => chatHealthPort({ HEALTH_PORT: 'http' })).toThrow(
+      /^HEALTH_PORT /,
+    );
+  });
+
+  it('drops a newcomer who types no name within FIRST_INPUT_TIMEOUT_MS', async () => {
+    await boot({ FIRST_INPUT_TIMEOUT_MS: '300' });
+    const silent = await connect();
+    expect(await silent.readLines(2)).toEqual([
+      'Welcome to the chat server.',
+      'What is your name?',
+    ]);
+    await silent.expectClose();
+    expect(silent.lines.slice(2)).toEqual(['Disconnected for inactivity.']);
   });
 
   it('says goodbye to everyone on app.close()', async () => {

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { EarwaxModule } from '../../../lib/index.js';
 import { RedisAdapter } from '../../../lib/redis/index.js';
 import { ClusterChatController } from './cluster-chat.controller.js';
+import { Goodbye } from './goodbye.js';
 import { CLUSTER_SETTINGS, SettingsModule } from './settings.module.js';
 import type { ClusterSettings } from './cluster.options.js';
 
@@ -28,5 +29,6 @@ import type { ClusterSettings } from './cluster.options.js';
     }),
   ],
   controllers: [ClusterChatController],
+  providers: [Goodbye],
 })
 export class AppModule {}

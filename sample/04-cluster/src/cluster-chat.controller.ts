@@ -62,7 +62,11 @@ export class ClusterChatController implements OnApplicationBootstrap {
       case '/who':
         return this.who();
       default:
-        if (line.trim() === '') return;
+        if (verb === '') return;
+        // A mistyped command is not chat: it stays with who typed it.
+        if (verb.startsWith('/')) {
+          return `Unknown command ${verb}; the commands are /name, /who and /quit.`;
+        }
         this.registry.broadcast(`${ctx.data.name}: ${line}`, { except: ctx });
     }
   }

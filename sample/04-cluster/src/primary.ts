@@ -3,9 +3,9 @@ import type { ClusterSettings } from './cluster.options.js';
 import type { WorkerListening } from './worker.js';
 
 /**
- * The primary process: starts the workers, replaces one that dies, and on
- * SIGTERM or Ctrl-C stops them all gracefully before it exits. It serves no
- * player itself.
+ * The primary process: starts the workers, replaces one that dies (or is
+ * stopped alone, with SIGTERM), and on SIGTERM, SIGINT (Ctrl-C) or SIGHUP
+ * stops them all gracefully before it exits. It serves no player itself.
  */
 export function runPrimary(settings: ClusterSettings): void {
   let stopping = false;
@@ -46,10 +46,13 @@ export function runPrimary(settings: ClusterSettings): void {
     console.log(`${signal}: stopping the workers.`);
     const workers = Object.values(cluster.workers ?? {});
     if (workers.length === 0) process.exit(0);
-    for (const worker of workers) worker?.process.kill('SIGTERM');
+    // SIGINT tells a worker that the whole server stops (its players are
+    // told so), where SIGTERM would mean that worker alone restarts.
+    for (const worker of workers) worker?.process.kill('SIGINT');
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  process.on('SIGHUP', stop);
 
   for (let i = 0; i < settings.workers; i++) start();
 }

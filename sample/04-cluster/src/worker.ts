@@ -18,13 +18,14 @@ export async function runWorker(settings: ClusterSettings): Promise<void> {
   const transport = new EarwaxTransport({
     host: settings.host,
     port: settings.port,
-    messages: { shutdown: 'This worker is restarting; please reconnect.' },
+    // No goodbye of the transport's: `Goodbye` says why, by the signal.
   });
   const app = await NestFactory.createMicroservice(AppModule, {
     strategy: transport,
   });
-  // SIGTERM (from the primary) closes gracefully, and leaves the cluster.
-  app.enableShutdownHooks();
+  // SIGINT (the primary stopping everything) or SIGTERM (this worker alone)
+  // closes gracefully, and leaves the cluster.
+  app.enableShutdownHooks(['SIGINT', 'SIGTERM', 'SIGHUP']);
   await app.listen();
   const message: WorkerListening = {
     type: 'listening',

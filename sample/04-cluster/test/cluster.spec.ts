@@ -8,10 +8,10 @@ import {
 } from '../../../test/support/child-process.js';
 import { LineClient } from '../../../test/support/line-client.js';
 import { RedisServer } from '../../../test/support/redis-server.js';
+import { SERVER_STOPPING, WORKER_RESTARTING } from '../src/goodbye.js';
 
 const PREFIX = 'cluster-sample';
 const WELCOME = /^Welcome, (guest\w+): worker (\d+) serves you\./;
-const GOODBYE = 'This worker is restarting; please reconnect.';
 const LISTENING = /^Cluster listening on 127\.0\.0\.1:(\d+) with 2 workers/;
 /** Cleanup only: SIGKILL for a primary that SIGTERM has not ended by then. */
 const CLEANUP_KILL_AFTER_MS = 10_000;
@@ -87,9 +87,16 @@ describe('sample 04-cluster', () => {
     for (const other of players.slice(1)) {
       await other.client.expectLine(`${alice.name} is now alice.`);
     }
+    // A mistyped command is answered, not said to everyone: the line said
+    // after it reaches the others, and it never did before.
+    alice.client.send('/dance');
+    await alice.client.expectLine(
+      'Unknown command /dance; the commands are /name, /who and /quit.',
+    );
     alice.client.send('hello from one worker');
     for (const other of players.slice(1)) {
       await other.client.expectLine('alice: hello from one worker');
+      expect(other.client.lines.join('\n')).not.toContain('/dance');
     }
 
     bob.client.send('/who');
@@ -104,7 +111,8 @@ describe('sample 04-cluster', () => {
     expect(await primary.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     for (const p of players) {
       await p.client.expectClosedByServer();
-      expect(p.client.lines).toContain(GOODBYE);
+      expect(p.client.lines).toContain(SERVER_STOPPING);
+      expect(p.client.lines).not.toContain(WORKER_RESTARTING);
     }
     expect(primary.lines.entries).toContain('All workers stopped.');
     const inspect = new Redis(redis.url);
@@ -113,6 +121,28 @@ describe('sample 04-cluster', () => {
     } finally {
       inspect.disconnect();
     }
+  }, 60_000);
+
+  it('tells the players of a worker stopped alone that it restarts, and replaces it', async () => {
+    const { primary, port } = await start();
+    const first = await player(port);
+    const second = await player(port);
+    expect(second.worker).not.toBe(first.worker);
+
+    process.kill(Number(first.worker), 'SIGTERM');
+    await first.client.expectClosedByServer();
+    expect(first.client.lines).toContain(WORKER_RESTARTING);
+    expect(first.client.lines).not.toContain(SERVER_STOPPING);
+    await primary.waitForLine(
+      new RegExp(
+        `^Worker ${first.worker} died \\(SIGTERM\\); starting another\\.`,
+      ),
+    );
+    // The other worker's player was told nothing of it, and stays.
+    await second.client.expectLine(
+      /^A new worker \(pid \d+\) is serving players\.$/,
+    );
+    expect(second.client.lines.join('\n')).not.toMatch(/restarting|shutting/);
   }, 60_000);
 
   it('replaces a worker that dies, and the other worker’s players carry on', async () => {
