@@ -103,24 +103,29 @@ const GAUGES: readonly (readonly [string, string, string, Reading])[] = [
   ],
 ];
 
-/** One registration per meter provider and metrics, shared by transports. */
+/**
+ * The instruments of one meter provider, and the metrics they read: those
+ * of every transport observed through it, each with its number of
+ * transports.
+ */
 interface Registration {
-  users: number;
+  readonly metrics: Map<EarwaxMetrics, number>;
   readonly remove: () => void;
 }
 
-const registrations = new WeakMap<object, Map<EarwaxMetrics, Registration>>();
+const registrations = new WeakMap<object, Registration>();
 
 /**
- * Offers `metrics` through `meter`: observable instruments read from one
- * snapshot per collection, so the transport's hot path pays nothing more
- * than the counting it already does. Transports that share `metrics`
- * (those of one `EarwaxModule`) and a provider share one registration, so
- * no figure is observed twice.
+ * Offers `metrics` through `meter`: observable instruments read at each
+ * collection, so the transport's hot path pays nothing more than the
+ * counting it already does. A provider gets one set of instruments
+ * whatever number of transports report through it: they read the sum of
+ * their metrics, each counted once (the transports of one `EarwaxModule`
+ * share theirs), as the figures of one `EarwaxMetrics` sum its transports.
  *
  * @param provider The meter's provider, the key of the sharing.
- * @returns Stops observing (for this transport; the last one removes the
- *   instruments' callback).
+ * @returns Stops observing `metrics` for this transport; the last one
+ *   removes the instruments' callback.
  * @internal
  */
 export function observeMetrics(
@@ -128,31 +133,35 @@ export function observeMetrics(
   meter: Meter,
   metrics: EarwaxMetrics,
 ): () => void {
-  let byMetrics = registrations.get(provider);
-  if (byMetrics === undefined) {
-    byMetrics = new Map();
-    registrations.set(provider, byMetrics);
-  }
-  const shared = byMetrics;
-  let registration = shared.get(metrics);
+  let registration = registrations.get(provider);
   if (registration === undefined) {
-    registration = { users: 0, remove: register(meter, metrics) };
-    shared.set(metrics, registration);
+    const observed = new Map<EarwaxMetrics, number>();
+    registration = { metrics: observed, remove: register(meter, observed) };
+    registrations.set(provider, registration);
   }
-  const own = registration;
-  own.users++;
+  const { metrics: observed, remove } = registration;
+  observed.set(metrics, (observed.get(metrics) ?? 0) + 1);
   let stopped = false;
   return () => {
     if (stopped) return;
     stopped = true;
-    if (--own.users > 0) return;
-    own.remove();
-    shared.delete(metrics);
+    const users = (observed.get(metrics) ?? 1) - 1;
+    if (users > 0) {
+      observed.set(metrics, users);
+      return;
+    }
+    observed.delete(metrics);
+    if (observed.size > 0) return;
+    remove();
+    registrations.delete(provider);
   };
 }
 
 /** Creates the instruments and their one callback. */
-function register(meter: Meter, metrics: EarwaxMetrics): () => void {
+function register(
+  meter: Meter,
+  observedMetrics: ReadonlyMap<EarwaxMetrics, number>,
+): () => void {
   const observed: [Observable, Reading][] = [];
   for (const [name, unit, description, read] of COUNTERS) {
     observed.push([
@@ -179,16 +188,26 @@ function register(meter: Meter, metrics: EarwaxMetrics): () => void {
     },
   );
   const callback: BatchObservableCallback = (result) => {
-    const s = metrics.snapshot();
+    const snapshots = [...observedMetrics.keys()].map((m) => m.snapshot());
+    const sum = (read: Reading): number =>
+      snapshots.reduce((total, s) => total + read(s), 0);
     for (const [instrument, read] of observed) {
-      result.observe(instrument, read(s));
+      result.observe(instrument, sum(read));
     }
     // Every reason, 0 included: a series that appears late breaks rates.
     for (const reason of BLOCK_REASONS) {
-      result.observe(refused, s.connectionsRefused[reason], { reason });
+      result.observe(
+        refused,
+        sum((s) => s.connectionsRefused[reason]),
+        { reason },
+      );
     }
     for (const reason of DISCONNECT_REASONS) {
-      result.observe(disconnections, s.disconnections[reason], { reason });
+      result.observe(
+        disconnections,
+        sum((s) => s.disconnections[reason]),
+        { reason },
+      );
     }
   };
   const all = [
