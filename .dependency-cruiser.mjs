@@ -7,7 +7,7 @@
 //   types       interfaces/, errors/, utils/, earwax.constants.ts
 //   codecs      framing/, telnet/, proxy/, limits/ (codecs and limits: no Nest, no sockets)
 //   connection  connection/
-//   services    pipeline/, registry/, block-list/, guard/, metrics/, cluster/
+//   services    pipeline/, registry/, block-list/, guard/, metrics/, cluster/, tracing/
 //   transport   transport/
 //   module      earwax.module.ts, earwax.binder.ts, earwax-module-options.interface.ts
 // index.ts (the package's root export) may import anything. The entry points
@@ -28,7 +28,15 @@ const LAYERS = [
   ['connection', ['connection']],
   [
     'services',
-    ['pipeline', 'registry', 'block-list', 'guard', 'metrics', 'cluster'],
+    [
+      'pipeline',
+      'registry',
+      'block-list',
+      'guard',
+      'metrics',
+      'cluster',
+      'tracing',
+    ],
   ],
   ['transport', ['transport']],
   [

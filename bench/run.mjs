@@ -26,6 +26,9 @@
  *                    scenario (e.g. earwaxLine:turn, plain:churn), instead
  *   --compare=path   also run another build of the library (its index.js)
  *                    wherever earwax line or telnet mode runs, as "candidate"
+ *   --otel           also run earwax line mode with OpenTelemetry on, in the
+ *                    echo scenario: no-op spans (no SDK), and an SDK
+ *                    sampling every span (see servers/otel.ts)
  *   --server-flags=f Node/V8 flags for every server process alike (e.g.
  *                    "--max-semi-space-size=1"), stated in the report
  *   --no-build       use the existing dist/ and bench build
@@ -81,6 +84,7 @@ const { values: options } = parseArgs({
     'server-flags': { type: 'string', default: '' },
     'no-build': { type: 'boolean', default: false },
     cores: { type: 'string' },
+    otel: { type: 'boolean', default: false },
   },
   // `--profile` alone means the default server.
   args: process.argv
@@ -200,6 +204,22 @@ if (options.compare) {
     ...servers.earwaxTelnet,
     label: `nestjs-earwax, telnet mode, candidate (${options.compare})`,
     env: { EARWAX_PACKAGE: resolve(options.compare) },
+  };
+}
+
+if (options.otel) {
+  // What the openTelemetry option costs when it is on (see servers/otel.ts):
+  // no-op spans (the API without an SDK), and an SDK sampling every span.
+  servers.earwaxOtelNoop = {
+    ...servers.earwaxLine,
+    label:
+      'nestjs-earwax, line mode, openTelemetry: true, no SDK (no-op spans)',
+    env: { EARWAX_OTEL: 'noop' },
+  };
+  servers.earwaxOtelSdk = {
+    ...servers.earwaxLine,
+    label: 'nestjs-earwax, line mode, OpenTelemetry SDK (every span sampled)',
+    env: { EARWAX_OTEL: 'sdk' },
   };
 }
 
@@ -671,6 +691,15 @@ if (servers.earwaxCandidate) {
     ]) {
       const at = scenario.servers.indexOf(server);
       if (at !== -1) scenario.servers.splice(at + 1, 0, candidate);
+    }
+  }
+}
+
+if (servers.earwaxOtelNoop) {
+  for (const scenario of scenarios) {
+    const at = scenario.servers.indexOf('earwaxLine');
+    if (at !== -1 && scenario.key === 'echo') {
+      scenario.servers.splice(at + 1, 0, 'earwaxOtelNoop', 'earwaxOtelSdk');
     }
   }
 }

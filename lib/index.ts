@@ -9,6 +9,7 @@ export {
 export { EarwaxModule } from './earwax.module.js';
 export * from './earwax-module-options.interface.js';
 export * from './transport/earwax-transport-options.interface.js';
+export * from './tracing/open-telemetry-options.interface.js';
 export {
   EarwaxStatus,
   EarwaxTransport,

@@ -46,6 +46,7 @@ import {
   turnPrompt,
 } from './control.js';
 import { earwax, type EarwaxApi } from './earwax-package.js';
+import { openTelemetryOption } from './otel.js';
 
 const {
   ConnectionGuard,
@@ -215,7 +216,9 @@ const controllers: Record<string, Type<unknown>> = {
 const controller = controllers[args.mode];
 if (!controller) throw new Error(`earwax server: unknown mode ${args.mode}`);
 
+const openTelemetry = await openTelemetryOption();
 const transport = new EarwaxTransport({
+  ...(openTelemetry === undefined ? {} : { openTelemetry }),
   host: '127.0.0.1',
   port: args.port,
   logConnections: false,

@@ -27,6 +27,31 @@ export interface ProcessingHooks {
   end(ctx: AnyConnectionContext): void;
 }
 
+/**
+ * What traces events when OpenTelemetry is on (`lib/tracing/`): it runs
+ * `chains.runUntraced()` inside a span of its own.
+ *
+ * @internal
+ */
+export interface EventTracer {
+  /**
+   * Runs the handlers of `event` for `ctx` in a span.
+   *
+   * @param fromCode Whether code (`dispatchEvent()`) raised the event, so
+   *   that the span is a child of the caller's; a client's events start a
+   *   trace of their own.
+   */
+  trace(
+    chains: HandlerChains,
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+    fromCode: boolean,
+  ): boolean | Promise<boolean>;
+  /** A handler of an event of `ctx` failed (told before the failure sink). */
+  failed(ctx: AnyConnectionContext, origin: string, err: unknown): void;
+}
+
 /** Reports a handler that threw (or rejected, or whose Observable errored). */
 type FailureSink = (
   origin: string,
@@ -55,8 +80,10 @@ export class HandlerChains {
   private depth = 0;
   /** Nest's processing hooks, once the application sets one. */
   hooks: ProcessingHooks | undefined;
+  /** Traces each event run, while OpenTelemetry is on. */
+  tracer: EventTracer | undefined;
 
-  constructor(private readonly failed: FailureSink) {}
+  constructor(private readonly failureSink: FailureSink) {}
 
   /** Whether a direct handler is running now (and this is inside it). */
   get nested(): boolean {
@@ -132,6 +159,44 @@ export class HandlerChains {
   ): boolean | Promise<boolean> {
     const chain = this.chains.get(event);
     if (chain === undefined) return false;
+    // The one thing tracing costs when it is off.
+    if (this.tracer !== undefined) {
+      return this.tracer.trace(this, ctx, event, data, false);
+    }
+    return this.runChain(ctx, event, data, chain);
+  }
+
+  /**
+   * `run()` for an event that code raised (`dispatchEvent()`): traced as a
+   * child of the caller's span.
+   */
+  dispatch(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+  ): boolean | Promise<boolean> {
+    if (this.tracer === undefined || !this.chains.has(event)) {
+      return this.run(ctx, event, data);
+    }
+    return this.tracer.trace(this, ctx, event, data, true);
+  }
+
+  /** `run()` without the tracer: what the tracer calls inside its span. */
+  runUntraced(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+  ): boolean | Promise<boolean> {
+    const chain = this.chains.get(event);
+    return chain === undefined ? false : this.runChain(ctx, event, data, chain);
+  }
+
+  private runChain(
+    ctx: AnyConnectionContext,
+    event: string,
+    data: unknown,
+    chain: readonly HandlerEntry[],
+  ): boolean | Promise<boolean> {
     if (this.hooks !== undefined) {
       return this.finish(ctx, event, data, chain, 0, NOT_CALLED);
     }
@@ -201,6 +266,17 @@ export class HandlerChains {
       if (stop) return true;
     }
     return false;
+  }
+
+  /** A handler failed: the tracer's span records it, the sink reports it. */
+  private failed(
+    origin: string,
+    event: string,
+    ctx: AnyConnectionContext,
+    err: unknown,
+  ): void {
+    this.tracer?.failed(ctx, origin, err);
+    this.failureSink(origin, event, ctx, err);
   }
 
   /** Calls one handler and says whether it stopped the chain. */

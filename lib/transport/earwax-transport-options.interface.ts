@@ -15,6 +15,7 @@ import type {
 } from '../interfaces/earwax-options.interface.js';
 import type { TelnetOptions } from '../interfaces/telnet.interface.js';
 import type { ConnectionRegistry } from '../registry/connection.registry.js';
+import type { EarwaxOpenTelemetry } from '../tracing/open-telemetry-options.interface.js';
 
 /**
  * Options of {@link EarwaxTransport}. Every one is applied: none is accepted
@@ -309,6 +310,23 @@ export interface EarwaxTransportOptions {
    * @default true
    */
   logConnections?: boolean;
+  /**
+   * OpenTelemetry spans and metrics, with `@opentelemetry/api` installed
+   * (an optional peer): a span `earwax <event>` for each event that has
+   * handlers, the handlers running in its context, and the figures of
+   * `metrics` as observable instruments of a meter. `true` or an options
+   * object (providers of your own, `spans` or `metrics` off) turns them
+   * on; `false` turns them off and never loads the API.
+   *
+   * Left out, spans are on when a global tracer provider is registered
+   * (the SDK's `NodeSDK.start()` or `provider.register()` before the
+   * transport listens), and metrics when a global meter provider is: a
+   * game that set up OpenTelemetry gets both, one that did not pays
+   * nothing. Without the API, nothing is loaded and events cost what they
+   * do with `false`.
+   * @default on when a global provider is registered at listen()
+   */
+  openTelemetry?: EarwaxOpenTelemetry;
   /**
    * Refused connections are logged (warnings for `server_full`,
    * `too_many_connections` and `rate_limited`, errors for a failing

@@ -35,6 +35,10 @@ import { ConnectionHub } from './connection-hub.js';
 import { EarwaxListener } from './earwax.listener.js';
 import { shutDown } from './shutdown.js';
 import {
+  type OpenTelemetryRun,
+  startOpenTelemetry,
+} from '../tracing/open-telemetry.js';
+import {
   resolveSettings,
   type TransportSettings,
 } from './transport-settings.js';
@@ -138,6 +142,7 @@ export class EarwaxTransport
   private readonly admission: Admission;
   private idleSweep: IdleSweep<Connection> | undefined;
   private closePromise: Promise<void> | undefined;
+  private openTelemetry: OpenTelemetryRun | undefined;
 
   /**
    * @param options Where to listen and how to treat connections; every
@@ -400,7 +405,7 @@ export class EarwaxTransport
     data?: unknown,
   ): Promise<boolean> {
     if (!this.eventTypes.has(name)) return this.eventTypes.unknown(name);
-    const handled = this.handlers.run(ctx, name, data);
+    const handled = this.handlers.dispatch(ctx, name, data);
     return handled === true || handled === false
       ? Promise.resolve(handled)
       : handled;
@@ -526,6 +531,13 @@ export class EarwaxTransport
   }
 
   private async listenAll(): Promise<void> {
+    // Before the first connection, so that every event is traced.
+    this.openTelemetry ??= await startOpenTelemetry(
+      this.settings.openTelemetry,
+      this.hub.counters,
+      this.logger,
+    );
+    this.handlers.tracer = this.openTelemetry?.tracer;
     try {
       for (const listener of this.listeners) {
         const bound = await listener.listen();
@@ -546,6 +558,8 @@ export class EarwaxTransport
     } catch (err) {
       // All or none: a listener that did bind is closed again.
       await Promise.all(this.listeners.map((listener) => listener.close()));
+      this.openTelemetry?.stop();
+      this.openTelemetry = undefined;
       throw err;
     }
     const hub = this.hub;
@@ -619,6 +633,7 @@ export class EarwaxTransport
     this.admission.flushRefusals();
     await shutDown(this.hub, this.settings);
     await serverClosed;
+    this.openTelemetry?.stop();
     this._status$.next(EarwaxStatus.CLOSED);
   }
 }

@@ -12,6 +12,7 @@ import type { EarwaxTransportOptions } from './earwax-transport-options.interfac
 import { addAddressOrRange } from '../block-list/block-list.service.js';
 import type { TelnetOptions } from '../interfaces/telnet.interface.js';
 import type { InputRate } from '../limits/input-rate-limiter.js';
+import type { EarwaxOpenTelemetry } from '../tracing/open-telemetry-options.interface.js';
 import {
   answerAllowanceOf,
   type TelnetSettings,
@@ -39,6 +40,8 @@ export interface TransportSettings extends ConnectionSettings {
   handlerTimeoutPolicy: HandlerErrorPolicy;
   refusalLogInterval: number | false;
   closeTimeout: number;
+  /** Left out: on when a global provider is registered (see the option). */
+  openTelemetry: EarwaxOpenTelemetry | undefined;
 }
 
 /**
@@ -130,6 +133,7 @@ export function resolveSettings(
           ),
     handlerTimeoutPolicy: options.handlerTimeoutPolicy ?? 'keep',
     logConnections: options.logConnections ?? true,
+    openTelemetry: options.openTelemetry,
     refusalLogInterval:
       options.refusalLogInterval === false
         ? false

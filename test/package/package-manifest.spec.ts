@@ -7,14 +7,16 @@
  * packed-tarball.spec.ts.
  */
 import { describe, expect, it } from '@jest/globals';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, sep } from 'node:path';
+import ts from 'typescript';
 import {
   chainTo,
   entryPoints,
   fromRoot,
   importsOf,
   isDual,
+  LOADED_OPTIONAL_PEERS,
   libDir,
   libSources,
   manifest,
@@ -207,7 +209,64 @@ describe('package manifest', () => {
       })),
     );
     // A new optional peer needs a home here: where it may be imported.
-    expect(optionalPeers()).toEqual(Object.keys(OPTIONAL_PEER_HOMES).sort());
+    expect(optionalPeers()).toEqual(
+      [
+        ...Object.keys(OPTIONAL_PEER_HOMES),
+        ...Object.keys(LOADED_OPTIONAL_PEERS),
+      ].sort(),
+    );
+  });
+
+  it('names each optional peer the root entry loads only in its folder, with import type or loadModule()/import()', () => {
+    const problems: string[] = [];
+    let loads = 0;
+    for (const file of libSources()) {
+      const text = readFileSync(file, 'utf8');
+      const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest);
+      const visit = (node: ts.Node): void => {
+        let peer: string | undefined;
+        let allowed = false;
+        if (
+          (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+          node.moduleSpecifier !== undefined &&
+          ts.isStringLiteral(node.moduleSpecifier)
+        ) {
+          peer = node.moduleSpecifier.text;
+          allowed = ts.isImportDeclaration(node)
+            ? node.importClause?.isTypeOnly === true
+            : node.isTypeOnly;
+        } else if (
+          ts.isCallExpression(node) &&
+          (node.expression.kind === ts.SyntaxKind.ImportKeyword ||
+            // lib/utils/load-module.ts: require() or import(), by build.
+            (ts.isIdentifier(node.expression) &&
+              node.expression.text === 'loadModule')) &&
+          node.arguments.length === 1 &&
+          ts.isStringLiteral(node.arguments[0])
+        ) {
+          peer = node.arguments[0].text;
+          allowed = true;
+        }
+        const folder =
+          peer === undefined ? undefined : LOADED_OPTIONAL_PEERS[peer];
+        if (folder !== undefined) {
+          if (!file.startsWith(join(libDir, folder) + sep)) {
+            problems.push(
+              `${fromRoot(file)} names ${peer} outside lib/${folder}/`,
+            );
+          } else if (!allowed) {
+            problems.push(`${fromRoot(file)} imports ${peer} statically`);
+          } else if (ts.isCallExpression(node)) {
+            loads++;
+          }
+        }
+        ts.forEachChild(node, visit);
+      };
+      visit(source);
+    }
+    expect(problems).toEqual([]);
+    // The scan must see the call that loads each one.
+    expect(loads).toBe(Object.keys(LOADED_OPTIONAL_PEERS).length);
   });
 
   it('imports each optional peer only in the folder of its entry point', () => {
