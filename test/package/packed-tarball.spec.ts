@@ -747,6 +747,9 @@ console.log(JSON.stringify(outcome));`;
           '@nestjs/microservices': '^11.0.0',
           'reflect-metadata': versionOf('reflect-metadata'),
           rxjs: versionOf('rxjs'),
+          // Often installed by other packages: the transport then loads it
+          // at listen() (with require() here, where import() cannot run).
+          '@opentelemetry/api': versionOf('@opentelemetry/api'),
         },
       });
       succeeded(
