@@ -72,8 +72,13 @@ interface CodeBlock {
   readonly code: string;
 }
 
-/** One relative link of a page. */
+/** Where the repository's files are on the web (package.json `repository`). */
+const REPOSITORY_FILES = 'https://github.com/nestjs-earwax/nestjs-earwax/';
+
+/** One relative link of a page, or one to a file of the repository. */
 interface PageLink {
+  /** Whether `url` is a path from the repository's root (an absolute link). */
+  readonly fromRoot: boolean;
   readonly page: string;
   readonly line: number;
   readonly url: string;
@@ -106,8 +111,13 @@ async function readPage(page: string, text: string): Promise<PageContent> {
     if (node.type === 'code' && TS_LANGS.has((node.lang ?? '').toLowerCase())) {
       content.blocks.push({ page, line, code: node.value ?? '' });
     } else if (node.type === 'link' && node.url !== undefined) {
-      if (!/^[a-z][a-z0-9+.-]*:/i.test(node.url)) {
-        content.links.push({ page, line, url: node.url });
+      if (node.url.startsWith(REPOSITORY_FILES)) {
+        // The repository's own files, named absolutely where the page ships
+        // in the package without them: checked like relative links.
+        const url = node.url.slice(REPOSITORY_FILES.length);
+        content.links.push({ page, line, url, fromRoot: true });
+      } else if (!/^[a-z][a-z0-9+.-]*:/i.test(node.url)) {
+        content.links.push({ page, line, url: node.url, fromRoot: false });
       }
     } else if (node.type === 'heading') {
       // GitHub's anchors: lower case, punctuation dropped, spaces to
@@ -347,13 +357,24 @@ describe('documentation', () => {
     });
   });
 
+  it('README.md links relatively only to what the package ships (docs/), so no link is dead on npm', () => {
+    const unshipped = (contents.get('README.md')?.links ?? [])
+      .filter((link) => !link.fromRoot)
+      .map((link) => link.url.split('#', 2)[0])
+      .filter((path) => path !== '' && !path.startsWith('docs/'));
+    expect(unshipped).toEqual([]);
+  });
+
   describe('every relative link leads to a file and heading that exist', () => {
     it.each(PAGES)('%s', async (page) => {
       const broken: string[] = [];
       for (const link of contents.get(page)?.links ?? []) {
         const [path, anchor] = link.url.split('#', 2);
-        const target =
-          path === '' ? page : join(dirname(page), decodeURIComponent(path));
+        const target = link.fromRoot
+          ? decodeURIComponent(path).replace(/^(blob|tree)\/main\//, '')
+          : path === ''
+            ? page
+            : join(dirname(page), decodeURIComponent(path));
         const where = `${page}:${link.line}: ${link.url}`;
         if (!existsSync(join(ROOT, target))) {
           broken.push(`${where}: no file ${target}`);
