@@ -49,7 +49,7 @@ import {
   QUICK_START,
   type CliProjectKind,
 } from './fixtures/nest-cli-project.js';
-import { packPackage } from './fixtures/packed-package.js';
+import { packPackage } from '../package/fixtures/pack.js';
 import {
   appTsc,
   errorsInPackage,
@@ -107,7 +107,7 @@ describe('users’ projects', () => {
   });
 
   beforeAll(async () => {
-    const tarball = packPackage(scratch);
+    const tarball = packPackage(scratch).then((packed) => packed.tarball);
     // Its failure is reported by each step that awaits it, perhaps later.
     tarball.catch(() => undefined);
     const documented = documentedTsconfig();

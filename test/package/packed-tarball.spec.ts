@@ -26,7 +26,6 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +38,7 @@ import {
   type CommandResult,
 } from './fixtures/commands.js';
 import { writeFreshApp } from './fixtures/fresh-app.js';
+import { packPackage } from './fixtures/pack.js';
 import { writeJestCjsApp } from './fixtures/jest-cjs-app.js';
 import {
   entryPoints,
@@ -72,19 +72,6 @@ const jest = join(root, 'node_modules', 'jest', 'bin', 'jest.js');
 const SETUP_MS = 180_000;
 const INSTALL_SETUP_MS = 225_000;
 const RUN_TEST_MS = 45_000;
-
-/** Left out of the copy: installed, built or local-only. */
-const notCopied = new Set(
-  [
-    '.git',
-    'node_modules',
-    'dist',
-    'dist-dev',
-    'dist-sample',
-    'coverage',
-    join('bench', 'results'),
-  ].map((path) => join(root, path)),
-);
 
 /**
  * Build output a developer may have lying around: planted in the copy, so
@@ -201,37 +188,7 @@ describe('the packed tarball', () => {
   });
 
   beforeAll(async () => {
-    cpSync(root, stage, {
-      recursive: true,
-      filter: (source) => !notCopied.has(source),
-    });
-    for (const path of planted) {
-      mkdirSync(dirname(join(stage, path)), { recursive: true });
-      writeFileSync(join(stage, path), '// not for users\n');
-    }
-    // The project's own build, with the repository's tools.
-    symlinkSync(join(root, 'node_modules'), join(stage, 'node_modules'));
-    const env = npmEnv();
-    succeeded(
-      'The build',
-      await run('npm', ['run', 'build'], {
-        cwd: stage,
-        env,
-      }),
-    );
-    const pack = succeeded(
-      'npm pack',
-      await run('npm', ['pack', '--json', '--pack-destination', scratch], {
-        cwd: stage,
-        env,
-      }),
-    );
-    const [report] = JSON.parse(pack.stdout) as Array<{
-      filename: string;
-      files: Array<{ path: string }>;
-    }>;
-    tarball = join(scratch, report.filename);
-    packed = report.files.map((file) => file.path).sort();
+    ({ tarball, files: packed } = await packPackage(scratch, planted));
     mkdirSync(unpacked);
     succeeded(
       'Unpacking the tarball',
