@@ -176,6 +176,7 @@ export class EarwaxTransport
         secured: (tls, raw) => this.admission.secured(tls, raw),
         handshakeFailed: (err, tls, raw) =>
           this.admission.handshakeFailed(err, tls, raw),
+        arrived: (medium, via) => this.admission.arrived(medium, via),
       });
       created.server.on('error', (err) => {
         if (created.listening) this.logger.error(err);
