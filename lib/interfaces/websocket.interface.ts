@@ -20,7 +20,7 @@ export type WebSocketSubprotocol =
 
 /**
  * What a connection came in over (`ctx.medium`): a TCP socket, TLS on one,
- * or a WebSocket (plain or over TLS: see `ctx.secure`).
+ * or a WebSocket (plain or over TLS: see `ctx.tls`).
  *
  * @publicApi
  */

@@ -14,7 +14,13 @@ import {
   type WebSocketListenerOptions,
   type WindowSize,
 } from '../../lib/index.js';
+import type { ClientOptions } from 'ws';
+import { InMemoryAdapter } from '../../lib/cluster/in-memory.adapter.js';
 import { TelnetCommand, TelnetOption } from '../../lib/telnet/index.js';
+import {
+  makeCertificate,
+  type TestCertificate,
+} from '../support/certificates.js';
 import { bootEarwax, type Booted } from '../support/boot.js';
 import { Journal } from '../support/journal.js';
 import { LineClient } from '../support/line-client.js';
@@ -43,6 +49,7 @@ class WsController {
     journal.record(
       `connect:${ctx.listener}:${ctx.medium}:${String(ctx.subprotocol)}`,
     );
+    journal.record(`tls:${ctx.tls?.protocol ?? 'plain'}`);
     ctx.join('hall');
     return `welcome ${ctx.medium} ${String(ctx.subprotocol)}`;
   }
@@ -102,10 +109,12 @@ afterEach(async () => {
 async function boot(
   websocket: WebSocketListenerOptions = {},
   options: EarwaxTransportOptions = {},
+  tls?: TestCertificate,
+  adapter?: InMemoryAdapter,
 ): Promise<{ url: string; telnetPort: number; booted: Booted }> {
   booted = await bootEarwax(
     {
-      imports: [EarwaxModule.forRoot()],
+      imports: [EarwaxModule.forRoot({ adapter })],
       controllers: [WsController],
       providers: [RefusingGuard],
     },
@@ -116,13 +125,18 @@ async function boot(
       ...options,
       listeners: [
         { name: 'telnet', port: 0 },
-        { name: 'web', port: 0, websocket },
+        {
+          name: 'web',
+          port: 0,
+          websocket,
+          tls: tls && { key: tls.key, cert: tls.cert },
+        },
       ],
     },
   );
   const port = booted.transport.address('web')?.port;
   return {
-    url: `ws://127.0.0.1:${String(port)}/`,
+    url: `${tls ? 'wss' : 'ws'}://127.0.0.1:${String(port)}/`,
     telnetPort: booted.port,
     booted,
   };
@@ -320,5 +334,65 @@ describe('WebSocket listener', () => {
     expect(c.lines).toContain('The server is going down.');
     await closing;
     expect(journal.entries).toContain('disconnect:websocket:server_shutdown');
+  });
+
+  it("serves wss through the listener's TLS options", async () => {
+    const certificate = makeCertificate('localhost');
+    const { url } = await boot({}, {}, certificate);
+    expect(url.startsWith('wss:')).toBe(true);
+    // ws passes TLS options through to tls.connect(): the certificate is
+    // for localhost, the address 127.0.0.1.
+    const tlsOptions: ClientOptions & { servername: string } = {
+      ca: certificate.cert,
+      servername: 'localhost',
+    };
+    const c = await WsClient.connect(
+      url,
+      'terminal.mudstandards.org',
+      tlsOptions,
+    );
+    await c.expectLine('welcome websocket terminal.mudstandards.org');
+    expect(journal.entries).toContainEqual(expect.stringMatching(/^tls:TLSv1/));
+    c.send('over tls');
+    await c.expectLine('echo over tls');
+    await c.close();
+  });
+
+  it("reaches WebSocket players with the adapter's broadcasts, and counts them in the metrics", async () => {
+    const { url, telnetPort } = await boot(
+      {},
+      { blockList: ['127.0.0.2'] },
+      undefined,
+      new InMemoryAdapter(),
+    );
+    const web = await WsClient.connect(url, 'terminal.mudstandards.org');
+    await web.expectLine(/^welcome/);
+    const tcp = await LineClient.connect(telnetPort);
+    await tcp.expectLine(/^welcome/);
+    tcp.send('say through the adapter');
+    await web.expectLine('tcp says through the adapter');
+    await WsClient.refused(url, ['terminal.mudstandards.org'], {
+      localAddress: '127.0.0.2',
+    });
+    const metrics = booted?.transport.metrics.snapshot();
+    expect(metrics?.connectionsAdmitted).toBe(2);
+    expect(metrics?.connectionsRefused.blocked).toBe(1);
+    expect(metrics?.openConnections).toBe(2);
+    expect(metrics?.bytesReceived).toBeGreaterThan(0);
+    await web.close();
+    await tcp.end();
+  });
+
+  it('answers 404 off its path and 426 to a plain HTTP request', async () => {
+    const { url } = await boot({ path: '/ws' });
+    const elsewhere = await WsClient.refused(url, [
+      'terminal.mudstandards.org',
+    ]);
+    expect(elsewhere.status).toBe(404);
+    const plain = await fetch(url.replace('ws:', 'http:') + 'ws');
+    expect(plain.status).toBe(426);
+    const c = await WsClient.connect(`${url}ws`, 'terminal.mudstandards.org');
+    await c.expectLine(/^welcome/);
+    await c.close();
   });
 });
