@@ -168,4 +168,13 @@ describe('WebSocket listener under hostile clients', () => {
     await alive.expectLine('echo still');
     await alive.close();
   });
+
+  it('takes a first frame that reads like HTTP as input, not as a client on the wrong port', async () => {
+    const url = await boot();
+    const c = await WsClient.connect(url, TERMINAL);
+    await c.expectLine('welcome');
+    c.send('GET / HTTP/1.1');
+    await c.expectLine('echo GET / HTTP/1.1');
+    await c.close();
+  });
 });
