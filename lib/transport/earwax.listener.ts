@@ -64,12 +64,20 @@ export class EarwaxListener implements ListenerInfo {
     if (settings.websocket !== null) {
       // HTTP(S) accepts and, for wss, runs the TLS handshake; admission
       // runs on the upgrade request, before the HTTP 101 answer.
+      // An upgrade request has no body: its headers get the TLS
+      // handshake's deadline, not Node's minute (a slowloris on the
+      // request holds a socket, not a connection's place).
+      const http = {
+        headersTimeout: HANDSHAKE_TIMEOUT,
+        requestTimeout: HANDSHAKE_TIMEOUT,
+      };
       const server =
         settings.tls === null
-          ? createHttpServer()
+          ? createHttpServer(http)
           : createHttpsServer({
               handshakeTimeout: HANDSHAKE_TIMEOUT,
               ...settings.tls,
+              ...http,
             });
       this.server = server;
       this.gate = new WebSocketGate(

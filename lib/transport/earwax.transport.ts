@@ -542,12 +542,15 @@ export class EarwaxTransport
     try {
       for (const listener of this.listeners) {
         const bound = await listener.listen();
-        const { name, host, port, tls, proxyProtocol, telnet } =
+        const { name, host, port, tls, proxyProtocol, telnet, websocket } =
           listener.settings;
         const traits = [
+          websocket !== null
+            ? `WebSocket ${websocket.subprotocols.map((p) => p.split('.')[0]).join('/')}`
+            : null,
           tls !== null ? 'TLS' : null,
           proxyProtocol !== null ? 'PROXY protocol' : null,
-          telnet !== null ? 'telnet' : null,
+          telnet !== null && websocket === null ? 'telnet' : null,
         ].filter((trait) => trait !== null);
         this.logger.log(
           `Listening on ${bound ? formatHostPort(bound.address, bound.port) : `${host}:${port}`}` +
