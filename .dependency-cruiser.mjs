@@ -7,6 +7,7 @@
 //   types       interfaces/, errors/, utils/, earwax.constants.ts
 //   codecs      framing/, telnet/, proxy/, limits/ (codecs and limits: no Nest, no sockets)
 //   connection  connection/
+//   websocket   websocket/ (the WebSocket medium and upgrade handling)
 //   services    pipeline/, registry/, block-list/, guard/, metrics/, cluster/, tracing/
 //   transport   transport/
 //   module      earwax.module.ts, earwax.binder.ts, earwax-module-options.interface.ts
@@ -26,6 +27,7 @@ const LAYERS = [
   ['types', ['interfaces', 'errors', 'utils', 'earwax.constants.ts']],
   ['codecs', ['framing', 'telnet', 'proxy', 'limits']],
   ['connection', ['connection']],
+  ['websocket', ['websocket']],
   [
     'services',
     [

@@ -17,6 +17,10 @@ import {
   assertEncoding,
   assertText,
 } from '../utils/send-arguments.js';
+import type {
+  EarwaxMedium,
+  WebSocketSubprotocol,
+} from '../interfaces/websocket.interface.js';
 import type { ConnectionCore } from './connection-core.js';
 import {
   checkOutput,
@@ -26,6 +30,7 @@ import {
   writeRaw,
   writeTextLine,
 } from './outbox.js';
+import { flushOutput } from './turn-output.js';
 
 const NO_ROOMS: ReadonlySet<string> = new Set<string>();
 const NO_ARGS = [] as unknown as [Socket];
@@ -184,6 +189,23 @@ export class ConnectionContext<
     return this.#connection.medium.tls();
   }
 
+  /**
+   * What the connection came in over: `'tcp'`, `'tls'` or `'websocket'`,
+   * so a game can adapt its output (a web client renders its own prompt).
+   */
+  get medium(): EarwaxMedium {
+    return this.#connection.medium.kind ?? 'tcp';
+  }
+
+  /**
+   * The WebSocket subprotocol agreed on (`'telnet.mudstandards.org'`,
+   * `'gmcp.mudstandards.org'` or `'terminal.mudstandards.org'`);
+   * `undefined` for a TCP or TLS connection.
+   */
+  get subprotocol(): WebSocketSubprotocol | undefined {
+    return this.#connection.medium.subprotocol;
+  }
+
   /** Whether the connection speaks telnet (the transport's `telnet` mode). */
   get isTelnet(): boolean {
     return this.#connection.telnet !== null;
@@ -259,9 +281,23 @@ export class ConnectionContext<
   sendGmcp(pkg: string, data?: unknown): boolean {
     assertText('sendGmcp', 'pkg', pkg);
     const connection = this.#connection;
-    if (connection.telnet === null || !writable(connection, 'sendGmcp')) {
-      return false;
+    const medium = connection.medium;
+    if (connection.telnet === null) {
+      // A medium with a GMCP channel of its own (WebSocket's text frames).
+      if (medium.sendGmcp === undefined || !writable(connection, 'sendGmcp')) {
+        return false;
+      }
+      const json = data === undefined ? undefined : JSON.stringify(data);
+      if (data !== undefined && json === undefined) {
+        throw new TypeError(
+          `sendGmcp(): data for ${pkg} has no JSON form (${typeof data}).`,
+        );
+      }
+      // What the turn holds goes first, so the order of output is kept.
+      flushOutput(connection);
+      return medium.sendGmcp(json === undefined ? pkg : `${pkg} ${json}`);
     }
+    if (!writable(connection, 'sendGmcp')) return false;
     return connection.telnet.sendGmcp(pkg, data);
   }
 

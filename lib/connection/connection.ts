@@ -7,7 +7,7 @@ import type {
   ListenerInfo,
 } from './connection-settings.js';
 import { enqueue } from './event-queue.js';
-import { endOfInput, receive, startInput } from './inbound.js';
+import { endOfInput, receive, startInput, withinRate } from './inbound.js';
 import type { Medium, MediumSink } from './medium.js';
 import { abort, checkOutput, hangUp, releaseOutput } from './outbox.js';
 import { startTelnet } from './telnet-link.js';
@@ -126,5 +126,11 @@ const SINK: MediumSink<Connection> = {
   failed: (connection, err) => {
     connection.lastError = err;
     connection.logger.debug(`Socket error: ${err.message}`);
+  },
+  gmcp: (connection, message) => {
+    // As a telnet GMCP subnegotiation: one event from the input rate.
+    if (connection.state !== 'open' || !withinRate(connection)) return;
+    connection.inputSeen = true;
+    enqueue(connection, 'on_gmcp', message);
   },
 };

@@ -293,7 +293,13 @@ function overRate(connection: ConnectionCore, verdict: RateVerdict): void {
  * @returns Whether it was one (and the connection is being closed).
  */
 function sniff(connection: ConnectionCore, chunk: Buffer): boolean {
-  if (!connection.settings.sniffProtocols || connection.state !== 'open') {
+  // A WebSocket's frames follow its own HTTP handshake: a frame that reads
+  // like HTTP or TLS is a player's input, not a client on the wrong port.
+  if (
+    !connection.settings.sniffProtocols ||
+    connection.state !== 'open' ||
+    connection.medium.kind === 'websocket'
+  ) {
     return false;
   }
   const protocol = foreignProtocol(chunk);

@@ -4,6 +4,11 @@ import type {
   ConnectionAddress,
   TlsDetails,
 } from '../interfaces/connection.interface.js';
+import type { GmcpMessage } from '../interfaces/telnet.interface.js';
+import type {
+  EarwaxMedium,
+  WebSocketSubprotocol,
+} from '../interfaces/websocket.interface.js';
 
 /**
  * What a medium tells the connection it carries (`target`). One object for
@@ -20,6 +25,8 @@ export interface MediumSink<T = unknown> {
   closed(target: T, hadError: boolean): void;
   /** The medium failed; `closed` follows. */
   failed(target: T, err: Error): void;
+  /** A GMCP message arrived on a channel of the medium's own. */
+  gmcp?(target: T, message: GmcpMessage): void;
 }
 
 /**
@@ -32,6 +39,18 @@ export interface MediumSink<T = unknown> {
  * @internal
  */
 export interface Medium {
+  /** What the medium is, as `ctx.medium` tells it (`'tcp'` when absent). */
+  readonly kind?: EarwaxMedium;
+  /** The WebSocket subprotocol agreed on; absent for other media. */
+  readonly subprotocol?: WebSocketSubprotocol;
+  /**
+   * Sends a GMCP message (`Package.Name json`) on a channel of the medium's
+   * own (a WebSocket's text frames), for a connection without telnet.
+   * Absent when the medium has none.
+   *
+   * @returns Whether it was queued.
+   */
+  sendGmcp?(text: string): boolean;
   /** The remote end as the medium reports it. */
   readonly remote: ConnectionAddress;
   /**

@@ -33,6 +33,14 @@ export class TcpMedium implements Medium {
     this.current = socket;
   }
 
+  get kind(): 'tcp' | 'tls' {
+    return this.current === this.tcp ? 'tcp' : 'tls';
+  }
+
+  get subprotocol(): undefined {
+    return undefined;
+  }
+
   get remoteAddress(): string {
     return this.tcp.remoteAddress ?? '';
   }
@@ -89,25 +97,7 @@ export class TcpMedium implements Medium {
   }
 
   tls(): TlsDetails | undefined {
-    const socket = this.current;
-    if (!(socket instanceof TLSSocket)) return undefined;
-    const peer = socket.getPeerCertificate();
-    const servername = (socket as { servername?: string | false }).servername;
-    const error = socket.authorizationError as Error | string | null;
-    return {
-      protocol: socket.getProtocol() ?? undefined,
-      cipher: socket.getCipher()?.name,
-      servername: servername || undefined,
-      authorized: socket.authorized,
-      authorizationError:
-        error === null || error === undefined
-          ? undefined
-          : error instanceof Error
-            ? error.message
-            : String(error),
-      peerCertificate:
-        peer !== null && Object.keys(peer).length > 0 ? peer : undefined,
-    };
+    return tlsDetailsOf(this.current);
   }
 
   attach<T>(sink: MediumSink<T>, target: T): void {
@@ -165,6 +155,32 @@ export class TcpMedium implements Medium {
     }
     current.destroy();
   }
+}
+
+/**
+ * The TLS details of a socket; `undefined` unless it is a `TLSSocket`.
+ *
+ * @internal
+ */
+export function tlsDetailsOf(socket: Socket): TlsDetails | undefined {
+  if (!(socket instanceof TLSSocket)) return undefined;
+  const peer = socket.getPeerCertificate();
+  const servername = (socket as { servername?: string | false }).servername;
+  const error = socket.authorizationError as Error | string | null;
+  return {
+    protocol: socket.getProtocol() ?? undefined,
+    cipher: socket.getCipher()?.name,
+    servername: servername || undefined,
+    authorized: socket.authorized,
+    authorizationError:
+      error === null || error === undefined
+        ? undefined
+        : error instanceof Error
+          ? error.message
+          : String(error),
+    peerCertificate:
+      peer !== null && Object.keys(peer).length > 0 ? peer : undefined,
+  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { TlsOptions } from 'node:tls';
 import type { TelnetOptions } from './telnet.interface.js';
+import type { WebSocketListenerOptions } from './websocket.interface.js';
 
 export type {
   EarwaxMessages,
@@ -80,6 +81,13 @@ export interface EarwaxListenerOptions {
    * @default the transport's `telnet`
    */
   telnet?: boolean | TelnetOptions;
+  /**
+   * Serve WebSocket players on this listener (an HTTP server that upgrades
+   * to WebSocket; HTTPS with `tls`), with the MUD-standards subprotocols.
+   * The `telnet` options apply to the `telnet.mudstandards.org`
+   * subprotocol.
+   */
+  websocket?: WebSocketListenerOptions;
 }
 
 /**

@@ -11,6 +11,8 @@ import type { EarwaxMessages } from '../interfaces/earwax-options.interface.js';
 import { LogThrottle } from '../limits/log-throttle.js';
 import type { HandlerChains } from '../pipeline/handler-chains.js';
 import { describeError } from '../utils/describe-error.js';
+import { WebSocketMedium } from '../websocket/websocket.medium.js';
+import type { ListenerInfo } from '../connection/connection-settings.js';
 import { isThenable } from '../utils/is-thenable.js';
 import type { ConnectionHub } from './connection-hub.js';
 import type { EarwaxListener } from './earwax.listener.js';
@@ -110,6 +112,20 @@ export class Admission {
       if (this.closing) socket.destroy();
       else this.check(connection);
     });
+  }
+
+  /**
+   * A WebSocket upgrade request passed its listener's checks: the same
+   * admission as a TCP connection, all before the HTTP 101 answer.
+   */
+  arrived(medium: WebSocketMedium, listener: ListenerInfo): void {
+    if (this.closing) {
+      medium.destroy();
+      return;
+    }
+    const hub = this.hub;
+    if (hub.settings.noDelay) medium.raw.setNoDelay(true);
+    this.check(hub.accept(medium, listener));
   }
 
   /** A TLS listener's handshake is done: the guard decides next. */
@@ -235,6 +251,12 @@ export class Admission {
       this.block(connection, 'blocked');
       return;
     }
+    const medium = connection.medium;
+    if (medium instanceof WebSocketMedium) {
+      // The handshake completes (HTTP 101) only now.
+      medium.accept(() => connection.open());
+      return;
+    }
     connection.open();
   }
 
@@ -281,6 +303,10 @@ export class Admission {
         }
     }
     if (connection.medium.closed) return;
+    // A WebSocket refused before its handshake answers with an HTTP error.
+    if (connection.medium instanceof WebSocketMedium) {
+      connection.medium.refuse(reason);
+    }
     const handled = this.handlers.run(connection.context, 'on_block', reason);
     if (handled === true || handled === false) {
       this.refuse(connection, reason, handled);

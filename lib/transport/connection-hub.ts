@@ -243,7 +243,11 @@ export class ConnectionHub implements ConnectionOwner<Connection> {
     const secure: string[] = [];
     for (const listener of this.listeners) {
       const port = listener.address()?.port;
-      if (port !== undefined && listener.settings.telnet !== null) {
+      if (
+        port !== undefined &&
+        listener.settings.telnet !== null &&
+        !listener.isWebSocket
+      ) {
         (listener.isTls ? secure : plain).push(String(port));
       }
     }

@@ -10,8 +10,14 @@ import {
   type Server as TlsServer,
   type TLSSocket,
 } from 'node:tls';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { ListenerInfo } from '../connection/connection-settings.js';
+import type { WebSocketSubprotocol } from '../interfaces/websocket.interface.js';
 import type { TelnetSettings } from '../telnet/telnet-session.js';
+import { WebSocketGate } from '../websocket/websocket-gate.js';
+import { resolveWebSocket } from '../websocket/websocket-settings.js';
+import type { WebSocketMedium } from '../websocket/websocket.medium.js';
 import type { ResolvedListener } from './transport-settings.js';
 
 /** A TLS handshake's deadline unless the `tls` options set one. */
@@ -29,6 +35,11 @@ export interface ListenerSink {
   secured(tls: TLSSocket, raw: Socket | undefined): void;
   /** A TLS handshake failed or timed out. */
   handshakeFailed(err: Error, tls: TLSSocket, raw: Socket | undefined): void;
+  /**
+   * A WebSocket upgrade request passed the listener's own checks (path,
+   * origin, subprotocol); it is answered once admission decides.
+   */
+  arrived(medium: WebSocketMedium, listener: ListenerInfo): void;
 }
 
 /**
@@ -43,11 +54,40 @@ export interface ListenerSink {
 export class EarwaxListener implements ListenerInfo {
   readonly server: NetServer;
   private readonly tlsEngine: TlsServer | undefined;
+  /** A WebSocket listener's upgrade handling; `undefined` for TCP. */
+  readonly gate: WebSocketGate | undefined;
 
   constructor(
     public settings: ResolvedListener,
     sink: ListenerSink,
   ) {
+    if (settings.websocket !== null) {
+      // HTTP(S) accepts and, for wss, runs the TLS handshake; admission
+      // runs on the upgrade request, before the HTTP 101 answer.
+      // An upgrade request has no body: its headers get the TLS
+      // handshake's deadline, not Node's minute (a slowloris on the
+      // request holds a socket, not a connection's place).
+      const http = {
+        headersTimeout: HANDSHAKE_TIMEOUT,
+        requestTimeout: HANDSHAKE_TIMEOUT,
+      };
+      const server =
+        settings.tls === null
+          ? createHttpServer(http)
+          : createHttpsServer({
+              handshakeTimeout: HANDSHAKE_TIMEOUT,
+              ...settings.tls,
+              ...http,
+            });
+      this.server = server;
+      this.gate = new WebSocketGate(
+        () => this.settings.websocket ?? NO_WEBSOCKET,
+        server,
+        (medium) => sink.arrived(medium, this.viewFor(medium.subprotocol)),
+      );
+      return;
+    }
+    this.gate = undefined;
     this.server = createServer(
       { allowHalfOpen: true, pauseOnConnect: true },
       (socket) => sink.accepted(socket, this),
@@ -77,7 +117,30 @@ export class EarwaxListener implements ListenerInfo {
   }
 
   get isTls(): boolean {
-    return this.tlsEngine !== undefined;
+    return this.tlsEngine !== undefined || this.settings.tls !== null;
+  }
+
+  /** Whether this is a WebSocket listener. */
+  get isWebSocket(): boolean {
+    return this.gate !== undefined;
+  }
+
+  /**
+   * What a WebSocket connection knows of this listener: its name, no TLS
+   * handshake of its own (HTTPS ran it), and telnet only for the telnet
+   * subprotocol, without MCCP2 (a WebSocket compresses with
+   * permessage-deflate, if at all).
+   */
+  private viewFor(subprotocol: WebSocketSubprotocol): ListenerInfo {
+    const telnet = this.settings.telnet;
+    return {
+      name: this.settings.name,
+      isTls: false,
+      telnet:
+        subprotocol !== 'telnet.mudstandards.org' || telnet === null
+          ? null
+          : { ...telnet, mccp2: false },
+    };
   }
 
   get listening(): boolean {
@@ -117,6 +180,11 @@ export class EarwaxListener implements ListenerInfo {
 
   /** Stops accepting; resolves once the server is closed. */
   close(): Promise<void> {
+    if (this.gate !== undefined) {
+      // Close frames from now on say 1001 (going away).
+      this.gate.goingAway = true;
+      this.gate.stop();
+    }
     return new Promise((resolve) => {
       if (!this.server.listening) return resolve();
       this.server.close(() => resolve());
@@ -133,9 +201,15 @@ export class EarwaxListener implements ListenerInfo {
   }
 
   setSecureContext(options: SecureContextOptions): void {
-    this.tlsEngine?.setSecureContext(options);
+    if (this.tlsEngine !== undefined) {
+      this.tlsEngine.setSecureContext(options);
+    } else if (this.gate !== undefined && this.settings.tls !== null) {
+      (this.server as TlsServer).setSecureContext(options);
+    }
   }
 }
+
+const NO_WEBSOCKET = resolveWebSocket({}, 'websocket');
 
 /**
  * The TCP socket a server-side TLS socket wraps. Node keeps it as

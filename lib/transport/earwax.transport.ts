@@ -176,6 +176,7 @@ export class EarwaxTransport
         secured: (tls, raw) => this.admission.secured(tls, raw),
         handshakeFailed: (err, tls, raw) =>
           this.admission.handshakeFailed(err, tls, raw),
+        arrived: (medium, via) => this.admission.arrived(medium, via),
       });
       created.server.on('error', (err) => {
         if (created.listening) this.logger.error(err);
@@ -541,12 +542,15 @@ export class EarwaxTransport
     try {
       for (const listener of this.listeners) {
         const bound = await listener.listen();
-        const { name, host, port, tls, proxyProtocol, telnet } =
+        const { name, host, port, tls, proxyProtocol, telnet, websocket } =
           listener.settings;
         const traits = [
+          websocket !== null
+            ? `WebSocket ${websocket.subprotocols.map((p) => p.split('.')[0]).join('/')}`
+            : null,
           tls !== null ? 'TLS' : null,
           proxyProtocol !== null ? 'PROXY protocol' : null,
-          telnet !== null ? 'telnet' : null,
+          telnet !== null && websocket === null ? 'telnet' : null,
         ].filter((trait) => trait !== null);
         this.logger.log(
           `Listening on ${bound ? formatHostPort(bound.address, bound.port) : `${host}:${port}`}` +

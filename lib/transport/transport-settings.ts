@@ -14,6 +14,10 @@ import type { TelnetOptions } from '../interfaces/telnet.interface.js';
 import type { InputRate } from '../limits/input-rate-limiter.js';
 import type { EarwaxOpenTelemetry } from '../tracing/open-telemetry-options.interface.js';
 import {
+  resolveWebSocket,
+  type WebSocketSettings,
+} from '../websocket/websocket-settings.js';
+import {
   answerAllowanceOf,
   type TelnetSettings,
 } from '../telnet/telnet-session.js';
@@ -318,6 +322,8 @@ export interface ResolvedListener {
   readonly tls: TlsOptions | null;
   readonly proxyProtocol: ResolvedProxyProtocol | null;
   readonly telnet: TelnetSettings | null;
+  /** A WebSocket listener's settings; `null` for a TCP one. */
+  readonly websocket: WebSocketSettings | null;
 }
 
 function resolveListeners(
@@ -341,6 +347,7 @@ function resolveListeners(
         tls: options.tls ?? null,
         proxyProtocol,
         telnet,
+        websocket: null,
       },
     ];
   }
@@ -363,25 +370,46 @@ function resolveListeners(
         `EarwaxTransport option "listeners[${index}].port" (listener "${name}") must be a port number (0 for any free one); got ${String(port)}.`,
       );
     }
+    const websocket =
+      listener.websocket === undefined
+        ? null
+        : resolveWebSocket(listener.websocket, `listeners[${index}].websocket`);
+    const proxied =
+      listener.proxyProtocol === undefined
+        ? proxyProtocol
+        : resolveProxyProtocol(
+            listener.proxyProtocol,
+            `listeners[${index}].proxyProtocol`,
+          );
+    let listenerTelnet =
+      listener.telnet === undefined
+        ? telnet
+        : resolveTelnet(listener.telnet, `listeners[${index}].telnet`);
+    if (websocket?.subprotocols.includes('telnet.mudstandards.org')) {
+      if (listener.telnet === false) {
+        throw new RangeError(
+          `EarwaxTransport: listener "${name}" offers telnet.mudstandards.org with "telnet: false"; leave the subprotocol out instead.`,
+        );
+      }
+      // The telnet subprotocol is telnet, whatever the transport's default.
+      listenerTelnet ??= resolveTelnet(true);
+    }
+    if (websocket !== null && proxied !== null) {
+      throw new TypeError(
+        `EarwaxTransport: the PROXY protocol is not supported on a WebSocket listener yet; set "listeners[${index}].proxyProtocol" to false.`,
+      );
+    }
     return {
       name,
       port,
+      websocket,
       host: listener.host ?? base.host,
       backlog: listener.backlog ?? base.backlog,
       ipv6Only: listener.ipv6Only ?? base.ipv6Only,
       reusePort: listener.reusePort ?? base.reusePort,
       tls: listener.tls ?? null,
-      proxyProtocol:
-        listener.proxyProtocol === undefined
-          ? proxyProtocol
-          : resolveProxyProtocol(
-              listener.proxyProtocol,
-              `listeners[${index}].proxyProtocol`,
-            ),
-      telnet:
-        listener.telnet === undefined
-          ? telnet
-          : resolveTelnet(listener.telnet, `listeners[${index}].telnet`),
+      proxyProtocol: proxied,
+      telnet: listenerTelnet,
     };
   });
 }
