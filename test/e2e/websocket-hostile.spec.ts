@@ -88,6 +88,10 @@ describe('WebSocket listener under hostile clients', () => {
     c.send('flood');
     await journal.waitForEntry('disconnect:slow_consumer');
     await stillServed(url);
+    // Paused, the client never reads the server's close: destroy its side,
+    // or its socket outlives the test.
+    c.ws.terminate();
+    await c.closed();
   });
 
   it('closes a flood of tiny fragments past maxPayload with 1009, serving others', async () => {
